@@ -1,0 +1,54 @@
+"""Request dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import Forbidden, Unauthorized
+from app.security.principals import Permission, Principal
+from app.services.context import Context
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+def get_context(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def get_principal(
+    ctx: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    principal = ctx.keyring.authenticate(credentials.credentials)
+    if principal is None:
+        raise Unauthorized("unknown API key")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only principals whose role holds the permission."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not principal.can(permission):
+            raise Forbidden(f"the {principal.role.value} role may not {permission.value.replace('_', ' ')}")
+        return principal
+
+    return check
+
+
+ExplainerDep = Annotated[Principal, Depends(require(Permission.EXPLAIN))]
+RecordReaderDep = Annotated[Principal, Depends(require(Permission.READ_RECORD))]
+ModelReaderDep = Annotated[Principal, Depends(require(Permission.READ_MODELS))]

@@ -1,0 +1,27 @@
+"""Liveness and readiness (open endpoints)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ContextDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: ContextDep) -> JSONResponse:
+    """200 once the schema is migrated and the models are loaded; 503 before."""
+    body = {
+        "ready": ctx.ready,
+        "models": len(ctx.catalog),
+        "refused": len(ctx.catalog.refused),
+    }
+    return JSONResponse(body, status_code=200 if ctx.ready else 503)

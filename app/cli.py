@@ -1,0 +1,144 @@
+"""The ``rationale`` command line: serve, migrate, local secrets, models, records."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
+records_app = typer.Typer(help="Export and verify the record log.")
+models_app = typer.Typer(help="Model versions.")
+app.add_typer(records_app, name="records")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+ROLES = ("backend", "support", "auditor", "admin")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Migrate the database once, then serve the API with N worker processes."""
+    # One BLAS thread per worker: explanations are parallel across requests, not within.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import uvicorn
+
+    from app.logging import configure
+    from app.store import migrate
+    from app.store.db import make_engine
+
+    settings = _settings()
+    configure(settings.log_json)
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    console.print(f"Rationale serving on http://{host}:{port} ({workers} worker(s))")
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate_db() -> None:
+    """Bring the database schema to the newest revision."""
+    from app.store import migrate
+    from app.store.db import make_engine
+
+    engine = make_engine(_settings().database_url)
+    migrate.upgrade(engine)
+    console.print("schema is current")
+
+
+@app.command("local-secrets")
+def local_secrets(
+    folder: Annotated[Path, typer.Option(help="Where to keep them.")] = Path("var"),
+) -> None:
+    """Create a local server secret and one API key per role under ./var/ (once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    secret_file, keys_file = folder / "secret_key", folder / "api_keys"
+    if not secret_file.exists() and not os.environ.get("RATIONALE_SECRET_KEY"):
+        _write_private(secret_file, secrets.token_urlsafe(48))
+        console.print(f"created a local server secret in {secret_file}")
+    if not keys_file.exists() and not os.environ.get("RATIONALE_API_KEYS"):
+        pairs = ",".join(f"{secrets.token_urlsafe(24)}:{role}" for role in ROLES)
+        _write_private(keys_file, pairs)
+        console.print(f"created local API keys ({', '.join(ROLES)}) in {keys_file}")
+    if os.environ.get("RATIONALE_SECRET_KEY") is None:
+        console.print(f"server secret: {secret_file}")
+    if os.environ.get("RATIONALE_API_KEYS") is None:
+        console.print(f"API keys (secret:role, comma-separated): {keys_file}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+@records_app.command("verify")
+def records_verify(
+    database_url: Annotated[str | None, typer.Option(help="Database to verify.")] = None,
+    file: Annotated[Path | None, typer.Option(help="A chain export (JSONL) to verify offline.")] = None,
+    seq: Annotated[int | None, typer.Option(help="Seq of a head kept earlier.")] = None,
+    hash_: Annotated[str | None, typer.Option("--hash", help="Hash of that head.")] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 and name the first bad record when it fails."""
+    from app.store.chain import verify_rows
+
+    kept = (seq, hash_) if seq is not None and hash_ is not None else None
+    if file is not None:
+        result = verify_rows(_chain_file_rows(file), kept).as_dict()
+    else:
+        from app.store.db import make_engine
+        from app.store.repository import Repository
+
+        url = database_url or os.environ.get("RATIONALE_DATABASE_URL") or "sqlite:///./var/rationale.db"
+        result = Repository(make_engine(url)).verify(kept)
+    sys.stdout.write(json.dumps(result) + "\n")
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _chain_file_rows(path: Path):  # type: ignore[no-untyped-def]
+    import base64
+
+    with path.open() as handle:
+        for line in handle:
+            if line.strip():
+                item = json.loads(line)
+                yield {"document": base64.b64decode(item["document"]), "hash": item["hash"]}
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = "RATIONALE_" + "_".join(str(p) for p in error["loc"]).upper()
+            console.print(f"[red]{field}: {error['msg']}[/red]")
+        raise typer.Exit(2) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,307 @@
+"""A fitted scikit-learn model seen through its raw input features.
+
+Most models arrive as a ``Pipeline`` whose first step is a ``ColumnTransformer`` in which
+every raw feature owns its own output columns (one-hot, ordinal, scaling, passthrough).
+Such a model is *decomposed*: rows are encoded once into the estimator's input space,
+each raw feature maps to a group of encoded columns, and explainers work on the encoded
+matrix, folding columns back into their raw feature. A common set of transformers is
+compiled to plain numpy, checked bit for bit against scikit-learn on the background, so
+one row does not pay for a pandas DataFrame. Anything else is explained as a black box
+over raw features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from app.explain.types import ExplainerUnavailable, Target
+
+Row = dict[str, Any]
+Encoder = Callable[[Sequence[Row]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A raw feature as the explainer needs it."""
+
+    name: str
+    categorical: bool
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(p) - np.log1p(-p)
+
+
+class TabularModel:
+    """A fitted model with ``predict``/``predict_proba`` over a DataFrame of raw features."""
+
+    def __init__(
+        self,
+        pipeline: Any,
+        features: Sequence[FeatureSpec],
+        background: pd.DataFrame,
+        task: str,
+        classes: Sequence[str] | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.features = list(features)
+        self.feature_names = [f.name for f in self.features]
+        self.task = task
+        self.classes = list(classes) if classes is not None else None
+        self.background_frame = self.frame_from_records(background.to_dict("records"))
+        self.estimator: Any = pipeline
+        self.groups: list[np.ndarray] = [np.array([i]) for i in range(len(self.features))]
+        self.decomposed = False
+        self.compiled = False
+        self._preprocess: Any = None
+        self._encoder: Encoder | None = None
+        self._decompose()
+        self.background = self.encode(self.background_frame.to_dict("records"))
+        self._check_class_order()
+
+    # -- raw rows -----------------------------------------------------------------------
+
+    def frame_from_records(self, rows: Sequence[Row]) -> pd.DataFrame:
+        """A DataFrame of raw rows with the dtypes the model was trained on."""
+        data: dict[str, Any] = {}
+        for f in self.features:
+            values = [row[f.name] for row in rows]
+            if f.categorical:
+                data[f.name] = pd.Series([str(v) for v in values], dtype=object)
+            else:
+                data[f.name] = pd.Series(np.asarray(values, dtype=np.float64))
+        return pd.DataFrame(data, columns=self.feature_names)
+
+    # -- the encoded space explainers work in -------------------------------------------
+
+    def encode(self, rows: Sequence[Row]) -> np.ndarray:
+        """Rows in the space the estimator (decomposed) or the explainer (black box) reads."""
+        if self._encoder is not None:
+            return self._encoder(rows)
+        frame = self.frame_from_records(rows)
+        if self.decomposed:
+            return np.asarray(self._preprocess.transform(frame), dtype=np.float64)
+        return frame.to_numpy(dtype=object)
+
+    def raw_output(self, encoded: np.ndarray) -> np.ndarray:
+        """``predict_proba`` (n × classes) or ``predict`` (n) on encoded rows."""
+        model = self.estimator
+        if not self.decomposed:
+            encoded = pd.DataFrame(encoded, columns=self.feature_names).astype(
+                {f.name: np.float64 for f in self.features if not f.categorical}
+            )
+        if self.task == "classification":
+            return np.asarray(model.predict_proba(encoded), dtype=np.float64)
+        return np.asarray(model.predict(encoded), dtype=np.float64)
+
+    def output(self, encoded: np.ndarray, target: Target) -> np.ndarray:
+        """The explained output (one number per row) in the target's space."""
+        raw = self.raw_output(encoded)
+        return self.select(raw, target)
+
+    def select(self, raw: np.ndarray, target: Target) -> np.ndarray:
+        """Pick the explained output out of ``raw_output``."""
+        if self.task == "regression":
+            return raw
+        assert target.class_index is not None
+        p = raw[:, target.class_index]
+        return _logit(p) if target.output == "log_odds" else p
+
+    def output_function(self, target: Target) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda encoded: self.output(encoded, target)
+
+    # -- decomposition ------------------------------------------------------------------
+
+    def _decompose(self) -> None:
+        if not isinstance(self.pipeline, Pipeline) or len(self.pipeline.steps) < 2:
+            return
+        head = self.pipeline.steps[0][1]
+        if len(self.pipeline.steps) != 2 or not isinstance(head, ColumnTransformer):
+            return
+        groups = _column_groups(head, self.feature_names)
+        if groups is None:
+            return
+        transformed = np.asarray(head.transform(self.background_frame), dtype=np.float64)
+        if sum(len(g) for g in groups) != transformed.shape[1]:
+            return
+        if not _groups_hold(head, self.background_frame, groups, transformed):
+            return
+        self._preprocess = head
+        self.estimator = self.pipeline.steps[-1][1]
+        self.groups = groups
+        self.decomposed = True
+        encoder = _compile(head, self.features, transformed.shape[1])
+        if encoder is not None and _same_bits(encoder, head, self.background_frame, transformed):
+            self._encoder = encoder
+            self.compiled = True
+
+    def _check_class_order(self) -> None:
+        if self.task != "classification":
+            return
+        model_classes = [str(c) for c in getattr(self.pipeline, "classes_", [])]
+        if model_classes != self.classes:
+            raise ValueError(
+                f"the manifest's classes {self.classes} differ from the model's {model_classes}"
+            )
+
+    def target(self, output: str | None, class_name: str | None, seed: int) -> Target:
+        """Resolve an output space and class name into a ``Target`` (checks they exist)."""
+        if self.task == "regression":
+            if output not in (None, "prediction"):
+                raise ExplainerUnavailable("a regression model is explained as its prediction")
+            return Target("prediction", None, seed)
+        if output not in (None, "probability", "log_odds"):
+            raise ExplainerUnavailable("a classifier is explained as probability or log_odds")
+        assert self.classes is not None
+        index = self.classes.index(class_name) if class_name is not None else None
+        return Target("log_odds" if output == "log_odds" else "probability", index, seed)
+
+
+def _column_groups(ct: ColumnTransformer, names: list[str]) -> list[np.ndarray] | None:
+    """Which encoded columns each raw feature owns, or None when that is not clear-cut."""
+    position = {n: i for i, n in enumerate(names)}
+    owned: dict[int, list[int]] = {i: [] for i in range(len(names))}
+    start = 0
+    for _name, transformer, columns in ct.transformers_:
+        if transformer == "drop":
+            continue
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        if not all(isinstance(c, str) and c in position for c in cols):
+            return None
+        if isinstance(transformer, OneHotEncoder):
+            if transformer.drop_idx_ is not None:
+                widths = [
+                    len(cats) - (0 if d is None else 1)
+                    for cats, d in zip(transformer.categories_, transformer.drop_idx_, strict=True)
+                ]
+            else:
+                widths = [len(cats) for cats in transformer.categories_]
+        else:
+            out = transformer.get_feature_names_out(cols) if transformer != "passthrough" else cols
+            if len(out) != len(cols):
+                return None
+            widths = [1] * len(cols)
+        for col, width in zip(cols, widths, strict=True):
+            owned[position[col]].extend(range(start, start + width))
+            start += width
+    if any(not v for v in owned.values()):
+        return None
+    return [np.array(owned[i], dtype=np.intp) for i in range(len(names))]
+
+
+def _groups_hold(
+    ct: ColumnTransformer, frame: pd.DataFrame, groups: list[np.ndarray], base: np.ndarray
+) -> bool:
+    """Changing one raw feature changes only the columns of its group."""
+    rolled = frame.apply(lambda col: np.roll(col.to_numpy(), 1))
+    for i, name in enumerate(frame.columns):
+        changed = frame.copy()
+        changed[name] = rolled[name]
+        out = np.asarray(ct.transform(changed), dtype=np.float64)
+        moved = np.flatnonzero((out != base).any(axis=0))
+        if not set(moved.tolist()) <= set(groups[i].tolist()):
+            return False
+    return True
+
+
+def _compile(ct: ColumnTransformer, features: list[FeatureSpec], width: int) -> Encoder | None:
+    """A numpy encoder for one-hot, ordinal, standard-scaled and passthrough columns."""
+    position = {f.name: i for i, f in enumerate(features)}
+    steps: list[Callable[[np.ndarray, Sequence[Row]], None]] = []
+    start = 0
+    for _name, transformer, columns in ct.transformers_:
+        if transformer == "drop":
+            continue
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        if isinstance(transformer, OneHotEncoder):
+            if transformer.drop_idx_ is not None:
+                return None
+            for col, cats in zip(cols, transformer.categories_, strict=True):
+                lookup = {str(c): start + k for k, c in enumerate(cats)}
+                steps.append(_one_hot(col, lookup))
+                start += len(cats)
+        elif isinstance(transformer, OrdinalEncoder):
+            for col, cats in zip(cols, transformer.categories_, strict=True):
+                codes = {str(c): float(k) for k, c in enumerate(cats)}
+                steps.append(_ordinal(col, start, codes))
+                start += 1
+        elif isinstance(transformer, StandardScaler) or transformer == "passthrough":
+            scaler = transformer if isinstance(transformer, StandardScaler) else None
+            mean = scaler.mean_ if scaler is not None and scaler.with_mean else None
+            scale = scaler.scale_ if scaler is not None and scaler.with_std else None
+            for k, col in enumerate(cols):
+                if features[position[col]].categorical:
+                    return None
+                m = float(mean[k]) if mean is not None else None
+                s = float(scale[k]) if scale is not None else None
+                steps.append(_numeric(col, start, m, s))
+                start += 1
+        else:
+            return None
+    if start != width:
+        return None
+
+    def encode(rows: Sequence[Row]) -> np.ndarray:
+        out = np.zeros((len(rows), width), dtype=np.float64)
+        for step in steps:
+            step(out, rows)
+        return out
+
+    return encode
+
+
+def _one_hot(col: str, lookup: dict[str, int]) -> Callable[[np.ndarray, Sequence[Row]], None]:
+    def step(out: np.ndarray, rows: Sequence[Row]) -> None:
+        for r, row in enumerate(rows):
+            out[r, lookup[str(row[col])]] = 1.0
+
+    return step
+
+
+def _ordinal(
+    col: str, index: int, codes: dict[str, float]
+) -> Callable[[np.ndarray, Sequence[Row]], None]:
+    def step(out: np.ndarray, rows: Sequence[Row]) -> None:
+        for r, row in enumerate(rows):
+            out[r, index] = codes[str(row[col])]
+
+    return step
+
+
+def _numeric(
+    col: str, index: int, mean: float | None, scale: float | None
+) -> Callable[[np.ndarray, Sequence[Row]], None]:
+    def step(out: np.ndarray, rows: Sequence[Row]) -> None:
+        values = np.fromiter((float(row[col]) for row in rows), dtype=np.float64, count=len(rows))
+        if mean is not None:
+            values = values - mean
+        if scale is not None:
+            values = values / scale
+        out[:, index] = values
+
+    return step
+
+
+def _same_bits(
+    encoder: Encoder, ct: ColumnTransformer, frame: pd.DataFrame, transformed: np.ndarray
+) -> bool:
+    """The compiled encoder reproduces scikit-learn's transform bit for bit."""
+    ours = encoder(frame.to_dict("records"))
+    single = np.vstack([encoder([row]) for row in frame.head(5).to_dict("records")])
+    one_by_one = np.vstack(
+        [np.asarray(ct.transform(frame.iloc[[i]]), dtype=np.float64) for i in range(5)]
+    )
+    return (
+        ours.shape == transformed.shape
+        and ours.tobytes() == transformed.tobytes()
+        and single.tobytes() == one_by_one.tobytes()
+    )

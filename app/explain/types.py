@@ -1,0 +1,52 @@
+"""Value types shared by every explainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+OutputSpace = Literal["probability", "log_odds", "prediction"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is explained: which output of the model, in which space, with which seed."""
+
+    output: OutputSpace
+    class_index: int | None
+    seed: int = 0
+
+
+@dataclass
+class Explanation:
+    """Attributions of one row, per raw input feature, in the target's output space."""
+
+    method: str
+    base_value: float
+    contributions: np.ndarray
+    model_output: float
+    fidelity: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def additivity_residual(self) -> float:
+        return float(self.base_value + float(np.sum(self.contributions)) - self.model_output)
+
+
+class ExplainerUnavailable(Exception):
+    """The method cannot explain this model or target (say, log-odds of a regressor)."""
+
+
+class FidelityFailure(Exception):
+    """An explanation missed its fidelity bar; ``figure`` names the measure that failed."""
+
+    def __init__(self, method: str, figure: str, value: float, threshold: float) -> None:
+        super().__init__(
+            f"{method}: {figure} = {value:.3g} is outside the accepted bound {threshold:.3g}"
+        )
+        self.method = method
+        self.figure = figure
+        self.value = value
+        self.threshold = threshold

@@ -1,0 +1,60 @@
+"""The application factory: ``create_app(settings)`` with a lifespan owning the context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import app as package
+from app.api import problems
+from app.api.middleware import AccessLog, BodyLimit
+from app.api.routes import explanations, health, models
+from app.config import Settings
+from app.logging import configure
+from app.services.context import Context
+from app.services.models import load_models
+from app.store import migrate
+
+
+def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    """Build the API; the lifespan migrates (unless the parent did), loads models, serves."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = Context.create(settings)
+        app.state.context = ctx
+        try:
+            if run_migrations:
+                migrate.upgrade(ctx.engine)
+            elif not migrate.is_current(ctx.engine):
+                raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
+            load_models(ctx)
+            ctx.ready = True
+            yield
+        finally:
+            ctx.ready = False
+            ctx.close()
+
+    app = FastAPI(
+        title="Rationale",
+        version=package.__version__,
+        summary="Explains automated decisions about people and keeps the proof.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(explanations.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` worker processes: settings from the environment;
+    the serving parent has already migrated."""
+    settings = Settings()  # type: ignore[call-arg]
+    configure(settings.log_json)
+    return create_app(settings, run_migrations=False)

@@ -1,0 +1,1 @@
+"""Keys, roles and the cryptography that keeps a person's data sealed."""

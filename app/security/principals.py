@@ -1,0 +1,83 @@
+"""API keys, roles and what each role may do (SPEC §6, §10.1)."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    BACKEND = "backend"
+    SUPPORT = "support"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Permission(enum.StrEnum):
+    EXPLAIN = "explain"
+    READ_RECORD = "read_record"
+    READ_MODELS = "read_models"
+    QUERY = "query"
+    VERIFY = "verify"
+    MANAGE_MODELS = "manage_models"
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.BACKEND: frozenset({Permission.EXPLAIN, Permission.READ_RECORD, Permission.READ_MODELS}),
+    Role.SUPPORT: frozenset({Permission.READ_RECORD, Permission.READ_MODELS}),
+    Role.AUDITOR: frozenset(
+        {Permission.READ_RECORD, Permission.READ_MODELS, Permission.QUERY, Permission.VERIFY}
+    ),
+    Role.ADMIN: frozenset(Permission),
+}
+"""What each role may do; admin may do everything."""
+
+LOGGED_ROLES: frozenset[Role] = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
+"""Roles whose reads of record content append an ``access`` record (SPEC §7)."""
+
+UNSEALED_ROLES: frozenset[Role] = LOGGED_ROLES
+"""Roles that see sealed parts decrypted on reads."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller behind a key: its public id and its role."""
+
+    key_id: str
+    role: Role
+
+    def can(self, permission: Permission) -> bool:
+        return permission in GRANTS[self.role]
+
+
+def key_id(secret: str) -> str:
+    """A key's public, stable id: the first 12 hex digits of the SHA-256 of its secret."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def parse_api_keys(spec: str) -> dict[str, Principal]:
+    """``secret:role,secret:role`` into principals by the SHA-256 of the secret."""
+    keys: dict[str, Principal] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        secret, sep, role = item.rpartition(":")
+        if not sep or not secret:
+            raise ValueError("RATIONALE_API_KEYS entries are secret:role")
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise ValueError(f"unknown role {role!r} in RATIONALE_API_KEYS") from None
+        if len(secret) < 16:
+            raise ValueError("API key secrets must be at least 16 characters")
+        keys[hashlib.sha256(secret.encode()).hexdigest()] = Principal(key_id(secret), parsed)
+    return keys
+
+
+class KeyRing:
+    """Looks up the principal of a presented secret by the secret's SHA-256."""
+
+    def __init__(self, keys: dict[str, Principal]) -> None:
+        self._keys = keys
+
+    def authenticate(self, secret: str) -> Principal | None:
+        return self._keys.get(hashlib.sha256(secret.encode()).hexdigest())

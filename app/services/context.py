@@ -1,0 +1,55 @@
+"""Everything a use case needs, owned by the app's lifespan (or a batch worker)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from app.config import Settings
+from app.registry import ModelCatalog
+from app.security.crypto import ServerKeys
+from app.security.principals import KeyRing, parse_api_keys
+from app.store.db import make_engine
+from app.store.repository import Repository
+from app.store.writer import GroupWriter
+
+
+@dataclass
+class Context:
+    """The service's long-lived parts: engine, store, models, keys, worker threads."""
+
+    settings: Settings
+    engine: Engine
+    repository: Repository
+    writer: GroupWriter
+    catalog: ModelCatalog
+    keys: ServerKeys
+    keyring: KeyRing
+    executor: ThreadPoolExecutor
+    ready: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings) -> Context:
+        """Open the store and derive keys; models are loaded by ``services.models``."""
+        engine = make_engine(
+            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+        )
+        repository = Repository(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            repository=repository,
+            writer=GroupWriter(repository),
+            catalog=ModelCatalog(),
+            keys=ServerKeys.from_secret(settings.secret_key.get_secret_value()),
+            keyring=KeyRing(parse_api_keys(settings.api_keys.get_secret_value())),
+            executor=ThreadPoolExecutor(settings.explain_threads, thread_name_prefix="explain"),
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()

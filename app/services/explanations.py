@@ -1,0 +1,290 @@
+"""Explain-and-record: validate, explain, seal, append — the 201 leaves after the commit.
+
+Runs from a request today; a batch worker calls ``explain_and_record`` the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shap
+import sklearn
+
+import app
+from app.errors import Conflict, FidelityError, FieldError, InvalidInput
+from app.explain import ExplainerUnavailable, Explanation, FidelityFailure, explain_rows
+from app.registry import LoadedModel
+from app.registry.validation import check_row
+from app.security.crypto import new_data_key, seal
+from app.security.principals import Principal
+from app.services.context import Context
+from app.services.models import get_model
+from app.services.records import explanation_view, open_sealed
+from app.store.chain import Draft, associated_data, canonical
+from app.store.repository import NewSubject, StoredRecord
+
+LIBRARY_VERSIONS = {
+    "rationale": app.__version__,
+    "shap": shap.__version__,
+    "scikit-learn": sklearn.__version__,
+    "numpy": np.__version__,
+    "python": platform.python_version(),
+}
+
+
+@dataclass(frozen=True)
+class ExplainCommand:
+    """A validated request to explain one decision."""
+
+    model: str
+    version: str | None
+    decision_id: str
+    subject_id: str | None
+    instance: dict[str, Any]
+    attributes: dict[str, Any] | None
+    method: str
+    top_k: int | None
+    explained_class: str | None
+    output: str | None
+    seed: int
+    body: dict[str, Any]
+
+
+@dataclass
+class ExplainResult:
+    created: bool
+    view: dict[str, Any]
+
+
+def _resolve(ctx: Context, command: ExplainCommand) -> LoadedModel:
+    model = ctx.catalog.get(command.model, command.version)
+    if model is not None:
+        return model
+    if not ctx.catalog.versions(command.model):
+        raise InvalidInput(
+            "unknown model", errors=[FieldError("model", f"no model named {command.model!r}")]
+        )
+    raise InvalidInput(
+        "unknown model version",
+        errors=[FieldError("version", f"{command.model!r} has no version {command.version!r}")],
+    )
+
+
+def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[str, Any]]:
+    """The model version and a clean instance, or a 422 naming every bad field."""
+    model = _resolve(ctx, command)
+    manifest = model.manifest
+    row, errors = check_row(manifest.features, command.instance, "instance")
+    if command.attributes is not None:
+        if not manifest.attributes:
+            errors.append(FieldError("attributes", "this model declares no attributes"))
+        else:
+            _, attr_errors = check_row(
+                manifest.attributes, command.attributes, "attributes", required=False
+            )
+            errors.extend(attr_errors)
+    if command.method != "auto" and command.method not in model.explainers.known():
+        errors.append(
+            FieldError("method", f"unknown method; offered: auto, {', '.join(model.explainers.known())}")
+        )
+    if command.explained_class is not None and command.explained_class not in (manifest.classes or []):
+        errors.append(FieldError("options.explained_class", "is not one of the model's classes"))
+    if manifest.task == "regression" and command.output not in (None, "prediction"):
+        errors.append(FieldError("options.output", "a regression model is explained as 'prediction'"))
+    if manifest.task == "classification" and command.output not in (None, "probability", "log_odds"):
+        errors.append(FieldError("options.output", "a classifier is explained as 'probability' or 'log_odds'"))
+    if command.top_k is not None and command.top_k > len(manifest.features):
+        errors.append(FieldError("options.top_k", f"at most {len(manifest.features)} (the feature count)"))
+    if errors:
+        raise InvalidInput("the request does not fit the model", errors=errors)
+    return model, row
+
+
+def compute(model: LoadedModel, row: dict[str, Any], command: ExplainCommand) -> tuple[np.ndarray, Explanation, Any]:
+    """CPU work: encode the row once, predict, explain and check fidelity."""
+    tabular = model.model
+    encoded = tabular.encode([row])
+    raw = tabular.raw_output(encoded)[0]
+    class_name = command.explained_class
+    if tabular.task == "classification" and class_name is None:
+        assert tabular.classes is not None
+        class_name = tabular.classes[int(np.argmax(raw))]
+    target = tabular.target(command.output, class_name, command.seed)
+    try:
+        explanation = explain_rows(model.explainers, encoded, target, command.method)[0]
+    except FidelityFailure as failure:
+        raise FidelityError(
+            str(failure),
+            extra={"figure": failure.figure, "value": failure.value, "threshold": failure.threshold},
+        ) from failure
+    except ExplainerUnavailable as exc:
+        raise InvalidInput(str(exc), errors=[FieldError("method", str(exc))]) from exc
+    return raw, explanation, target
+
+
+def _prediction(model: LoadedModel, raw: Any) -> dict[str, Any]:
+    manifest = model.manifest
+    if manifest.task == "regression":
+        return {"value": float(raw)}
+    classes = manifest.classes or []
+    probabilities = {c: float(p) for c, p in zip(classes, raw, strict=True)}
+    return {"label": classes[int(np.argmax(raw))], "probabilities": probabilities}
+
+
+def build_draft(
+    model: LoadedModel, command: ExplainCommand, principal: Principal, row: dict[str, Any],
+    raw: Any, explanation: Explanation, target: Any, subject_ref: str, fingerprint: str,
+) -> tuple[Draft, dict[str, Any]]:
+    """The explanation record's clear part, and the plaintext of its sealed part."""
+    names = model.model.feature_names
+    order = sorted(range(len(names)), key=lambda i: (-abs(float(explanation.contributions[i])), i))
+    prediction = _prediction(model, raw)
+    explained_class = (
+        model.manifest.classes[target.class_index]  # type: ignore[index]
+        if target.class_index is not None
+        else None
+    )
+    clear = {
+        "decision_id": command.decision_id,
+        "subject_ref": subject_ref,
+        "request_fingerprint": fingerprint,
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "sha256": model.artifact_sha256,
+            "manifest_sha256": model.manifest_sha256,
+            "background_sha256": model.background_sha256,
+        },
+        "prediction": prediction,
+        "explanation": {
+            "method": explanation.method,
+            "requested_method": command.method,
+            "output": target.output,
+            "explained_class": explained_class,
+            "model_output": explanation.model_output,
+            "base_value": explanation.base_value,
+            "attributions": [
+                {"feature": names[i], "contribution": float(explanation.contributions[i])}
+                for i in order
+            ],
+            "fidelity": explanation.fidelity,
+            "seed": command.seed,
+            "parameters": explanation.parameters | {"top_k": command.top_k},
+            "versions": LIBRARY_VERSIONS,
+        },
+    }
+    sealed_plain = {
+        "input": row,
+        "attributes": command.attributes,
+        "attribution_values": {name: row[name] for name in names},
+        "reasons": [],
+        "counterfactual": None,
+    }
+    draft = Draft(
+        type="explanation",
+        key_id=principal.key_id,
+        role=principal.role.value,
+        clear=clear,
+        decision_id=command.decision_id,
+        subject_ref=subject_ref,
+        model_name=model.name,
+        model_version=model.version,
+        outcome=prediction.get("label"),
+        fingerprint=fingerprint,
+    )
+    return draft, sealed_plain
+
+
+def _subject_key(ctx: Context, command: ExplainCommand) -> tuple[str, str, bytes, NewSubject | None]:
+    """(digest, reference, data key, row to create) of the request's subject."""
+    if command.subject_id is not None:
+        digest = ctx.keys.subject_digest("subject", command.subject_id)
+    else:
+        digest = ctx.keys.subject_digest("decision", command.decision_id)
+    subject = ctx.repository.subject(digest)
+    if subject is not None:
+        return digest, subject.ref, ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref), None
+    ref = ctx.repository.new_subject_ref()
+    data_key = new_data_key()
+    return digest, ref, data_key, NewSubject(digest, ref, ctx.keys.wrap_data_key(data_key, ref))
+
+
+def _existing(ctx: Context, stored: StoredRecord, fingerprint: str) -> ExplainResult:
+    if stored.fingerprint != fingerprint:
+        raise Conflict(
+            "decision_id already has an explanation record made from a different request body",
+            extra={"record_id": stored.id},
+        )
+    document = json.loads(stored.document)
+    view = explanation_view(document, open_sealed(ctx, document), stored)
+    view["reviews"] = []
+    return ExplainResult(created=False, view=view)
+
+
+async def explain_and_record(
+    ctx: Context, principal: Principal, command: ExplainCommand
+) -> ExplainResult:
+    """Explain one decision and store its record; an identical retry returns the record."""
+    model, row = validate(ctx, command)
+    try:
+        fingerprint = ctx.keys.request_fingerprint(canonical(command.body))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            "the body has no canonical JSON form",
+            errors=[FieldError("body", f"cannot be canonicalised (RFC 8785): {exc}")],
+        ) from exc
+    stored = ctx.repository.by_decision(command.decision_id)
+    if stored is not None:
+        return _existing(ctx, stored, fingerprint)
+    loop = asyncio.get_running_loop()
+    raw, explanation, target = await loop.run_in_executor(
+        ctx.executor, compute, model, row, command
+    )
+    digest, ref, data_key, new_subject = _subject_key(ctx, command)
+    for _attempt in range(3):
+        draft, sealed_plain = build_draft(
+            model, command, principal, row, raw, explanation, target, ref, fingerprint
+        )
+        draft.sealed = seal(
+            data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
+        )
+        (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, new_subject)]))
+        if outcome.existing is not None:
+            return _existing(ctx, outcome.existing, fingerprint)
+        if outcome.subject_taken is not None:
+            taken = outcome.subject_taken
+            ref, new_subject = taken.ref, None
+            data_key = ctx.keys.unwrap_data_key(taken.wrapped_key, taken.ref)
+            continue
+        assert outcome.record is not None
+        document = json.loads(outcome.record.document)
+        view = explanation_view(document, sealed_plain, outcome.record)
+        view["reviews"] = []
+        return ExplainResult(created=True, view=view)
+    raise RuntimeError(f"subject of {digest[:8]} kept changing while appending")
+
+
+def command_from_body(body: dict[str, Any]) -> ExplainCommand:
+    """Turn a schema-validated request body into a command."""
+    options = body.get("options") or {}
+    return ExplainCommand(
+        model=body["model"],
+        version=body.get("version"),
+        decision_id=body["decision_id"],
+        subject_id=body.get("subject_id"),
+        instance=body["instance"],
+        attributes=body.get("attributes"),
+        method=body.get("method") or "auto",
+        top_k=options.get("top_k"),
+        explained_class=options.get("explained_class"),
+        output=options.get("output"),
+        seed=options.get("seed") if options.get("seed") is not None else 0,
+        body=body,
+    )
+
+
+__all__ = ["ExplainCommand", "ExplainResult", "command_from_body", "explain_and_record", "get_model"]

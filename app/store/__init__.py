@@ -1,0 +1,1 @@
+"""Record store: tables, migrations, the append-only hash chain and its repository."""

@@ -1,0 +1,191 @@
+"""The record document, its canonical bytes and hash, and verification of the chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+FORMAT_VERSION = 1
+GENESIS_HASH = "0" * 64
+RECORD_TYPES = ("explanation", "report", "review", "access", "erasure")
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) canonical bytes."""
+    return rfc8785.dumps(document)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def now_iso() -> str:
+    """UTC time as a fixed-width ISO 8601 string (sorts as it reads)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_record_id() -> str:
+    return str(uuid.uuid4())
+
+
+def associated_data(record_id: str, record_type: str, v: int = FORMAT_VERSION) -> bytes:
+    """What a sealed part is bound to: its record's id, type and format version."""
+    return canonical({"id": record_id, "type": record_type, "v": v})
+
+
+@dataclass
+class Draft:
+    """A record before it takes its place in the chain (seq, time and hashes come then)."""
+
+    type: str
+    key_id: str
+    role: str
+    clear: dict[str, Any]
+    id: str = field(default_factory=new_record_id)
+    sealed: dict[str, str] | None = None
+    decision_id: str | None = None
+    subject_ref: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    outcome: str | None = None
+    target_id: str | None = None
+    fingerprint: str | None = None
+
+    def document(self, seq: int, prev_hash: str, created_at: str) -> dict[str, Any]:
+        return {
+            "v": FORMAT_VERSION,
+            "type": self.type,
+            "id": self.id,
+            "seq": seq,
+            "created_at": created_at,
+            "key_id": self.key_id,
+            "role": self.role,
+            "prev_hash": prev_hash,
+            "clear": self.clear,
+            "sealed": self.sealed,
+        }
+
+    def columns(self) -> dict[str, Any]:
+        """The query columns copied from the document."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "key_id": self.key_id,
+            "role": self.role,
+            "decision_id": self.decision_id,
+            "subject_ref": self.subject_ref,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "outcome": self.outcome,
+            "target_id": self.target_id,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def columns_of(document: dict[str, Any]) -> dict[str, Any]:
+    """What the query columns of a stored document must hold."""
+    clear = document.get("clear") or {}
+    model = clear.get("model") or {}
+    prediction = clear.get("prediction") or {}
+    return {
+        "id": document.get("id"),
+        "type": document.get("type"),
+        "seq": document.get("seq"),
+        "created_at": document.get("created_at"),
+        "key_id": document.get("key_id"),
+        "role": document.get("role"),
+        "prev_hash": document.get("prev_hash"),
+        "decision_id": clear.get("decision_id"),
+        "subject_ref": clear.get("subject_ref"),
+        "model_name": model.get("name"),
+        "model_version": model.get("version"),
+        "outcome": prediction.get("label"),
+        "target_id": clear.get("target_id"),
+        "fingerprint": clear.get("request_fingerprint"),
+    }
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    records_checked: int
+    first_bad: dict[str, Any] | None
+    head: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "records_checked": self.records_checked,
+            "first_bad": self.first_bad,
+            "head": self.head,
+        }
+
+
+def verify_rows(
+    rows: Iterable[dict[str, Any]], kept_head: tuple[int, str] | None = None
+) -> VerifyResult:
+    """Recompute the chain over rows in seq order (each a dict of the table's columns, or
+    just ``document`` and ``hash`` for an offline file). Names the first record that fails."""
+    expected_seq = 1
+    prev = GENESIS_HASH
+    checked = 0
+    head: dict[str, Any] | None = None
+    kept_seen = kept_head is None
+
+    def bad(row: dict[str, Any], reason: str) -> VerifyResult:
+        return VerifyResult(
+            False,
+            checked,
+            {"id": row.get("id"), "seq": row.get("seq"), "reason": reason},
+            head,
+        )
+
+    for row in rows:
+        raw: bytes = row["document"]
+        if digest(raw) != row["hash"]:
+            return bad(row, "hash does not match the stored document")
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            return bad(row, "document is not JSON")
+        if canonical(document) != raw:
+            return bad(row, "document is not in canonical (JCS) form")
+        seq = document.get("seq")
+        if seq != expected_seq:
+            return bad(
+                {"id": document.get("id"), "seq": seq},
+                f"gap in seq: expected {expected_seq}, found {seq}",
+            )
+        if document.get("prev_hash") != prev:
+            return bad(row, "prev_hash does not match the previous record's hash")
+        if document.get("v") != FORMAT_VERSION or document.get("type") not in RECORD_TYPES:
+            return bad(row, "unknown record format or type")
+        if "seq" in row:
+            expected_columns = columns_of(document)
+            for column, value in expected_columns.items():
+                if row.get(column) != value:
+                    return bad(row, f"column {column} differs from the document")
+        if kept_head is not None and seq == kept_head[0]:
+            if row["hash"] != kept_head[1]:
+                return bad(row, "the kept head's hash no longer matches this record")
+            kept_seen = True
+        prev = row["hash"]
+        checked += 1
+        expected_seq += 1
+        head = {"seq": seq, "hash": prev}
+    if not kept_seen:
+        assert kept_head is not None
+        return VerifyResult(
+            False,
+            checked,
+            {"id": None, "seq": kept_head[0], "reason": "the kept head's record is missing"},
+            head,
+        )
+    return VerifyResult(True, checked, None, head)
