@@ -6,11 +6,15 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
@@ -96,7 +100,9 @@ def _write_private(path: Path, text: str) -> None:
 @records_app.command("verify")
 def records_verify(
     database_url: Annotated[str | None, typer.Option(help="Database to verify.")] = None,
-    file: Annotated[Path | None, typer.Option(help="A chain export (JSONL) to verify offline.")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A chain export (JSONL) to verify offline.")
+    ] = None,
     seq: Annotated[int | None, typer.Option(help="Seq of a head kept earlier.")] = None,
     hash_: Annotated[str | None, typer.Option("--hash", help="Hash of that head.")] = None,
 ) -> None:
@@ -110,13 +116,17 @@ def records_verify(
         from app.store.db import make_engine
         from app.store.repository import Repository
 
-        url = database_url or os.environ.get("RATIONALE_DATABASE_URL") or "sqlite:///./var/rationale.db"
+        url = (
+            database_url
+            or os.environ.get("RATIONALE_DATABASE_URL")
+            or "sqlite:///./var/rationale.db"
+        )
         result = Repository(make_engine(url)).verify(kept)
     sys.stdout.write(json.dumps(result) + "\n")
     raise typer.Exit(0 if result["ok"] else 1)
 
 
-def _chain_file_rows(path: Path):  # type: ignore[no-untyped-def]
+def _chain_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     import base64
 
     with path.open() as handle:
@@ -126,13 +136,13 @@ def _chain_file_rows(path: Path):  # type: ignore[no-untyped-def]
                 yield {"document": base64.b64decode(item["document"]), "hash": item["hash"]}
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from pydantic import ValidationError
 
     from app.config import Settings
 
     try:
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         for error in exc.errors():
             field = "RATIONALE_" + "_".join(str(p) for p in error["loc"]).upper()

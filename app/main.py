@@ -55,6 +55,6 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory`` worker processes: settings from the environment;
     the serving parent has already migrated."""
-    settings = Settings()  # type: ignore[call-arg]
+    settings = Settings()
     configure(settings.log_json)
     return create_app(settings, run_migrations=False)

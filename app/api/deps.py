@@ -43,7 +43,9 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     def check(principal: PrincipalDep) -> Principal:
         if not principal.can(permission):
-            raise Forbidden(f"the {principal.role.value} role may not {permission.value.replace('_', ' ')}")
+            raise Forbidden(
+                f"the {principal.role.value} role may not {permission.value.replace('_', ' ')}"
+            )
         return principal
 
     return check

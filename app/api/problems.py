@@ -18,8 +18,12 @@ PROBLEM = "application/problem+json"
 
 
 def problem(
-    status: int, title: str, detail: str, type_: str = "about:blank",
-    errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    title: str,
+    detail: str,
+    type_: str = "about:blank",
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
@@ -43,8 +47,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RationaleError)
     async def _rationale(_request: Request, exc: RationaleError) -> JSONResponse:
         return problem(
-            exc.status_code, exc.title, exc.detail, exc.type_,
-            [e.as_dict() for e in exc.errors], exc.headers, exc.extra,
+            exc.status_code,
+            exc.title,
+            exc.detail,
+            exc.type_,
+            [e.as_dict() for e in exc.errors],
+            exc.headers,
+            exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -53,14 +62,26 @@ def install(app: FastAPI) -> None:
         for error in exc.errors():
             message = str(error.get("msg", "is invalid"))
             if error.get("type") == "json_invalid":
-                message = "the body is not valid JSON: " + str(error.get("ctx", {}).get("error", ""))
+                message = "the body is not valid JSON: " + str(
+                    error.get("ctx", {}).get("error", "")
+                )
             errors.append({"field": _field(tuple(error.get("loc", ()))), "message": message})
-        return problem(422, "Invalid input", "the request does not match the schema",
-                       "/problems/invalid-input", errors)
+        return problem(
+            422,
+            "Invalid input",
+            "the request does not match the schema",
+            "/problems/invalid-input",
+            errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
 
     @app.exception_handler(OperationalError)
     async def _database(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -70,7 +70,9 @@ class Manifest(_Strict):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not _NAME_RE.match(value):
-            raise ValueError("must be 1-64 characters of A-Za-z0-9._- starting with a letter or digit")
+            raise ValueError(
+                "must be 1-64 characters of A-Za-z0-9._- starting with a letter or digit"
+            )
         return value
 
     @field_validator("artifact", "background")

@@ -20,12 +20,16 @@ def check_value(feature: Feature, value: Any, field: str) -> tuple[Any, FieldErr
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, FieldError(field, f"must be a number, not {type(value).__name__}")
         if isinstance(value, int) and abs(value) > SAFE_INTEGER:
-            return None, FieldError(field, "integer is beyond ±(2^53−1): it has no canonical JSON form")
+            return None, FieldError(
+                field, "integer is beyond ±(2^53−1): it has no canonical JSON form"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             return None, FieldError(field, "must be a finite number (NaN and Infinity are not)")
         return value, None
     if not isinstance(value, str):
-        return None, FieldError(field, f"must be one of the listed categories (a string), not {type(value).__name__}")
+        return None, FieldError(
+            field, f"must be one of the listed categories (a string), not {type(value).__name__}"
+        )
     if value not in (feature.categories or []):
         shown = ", ".join(repr(c) for c in (feature.categories or [])[:12])
         return None, FieldError(field, f"unknown category {value!r}; expected one of {shown}")

@@ -34,9 +34,7 @@ class Context:
     @classmethod
     def create(cls, settings: Settings) -> Context:
         """Open the store and derive keys; models are loaded by ``services.models``."""
-        engine = make_engine(
-            settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
-        )
+        engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         repository = Repository(engine)
         return cls(
             settings=settings,

@@ -89,22 +89,38 @@ def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[s
             errors.extend(attr_errors)
     if command.method != "auto" and command.method not in model.explainers.known():
         errors.append(
-            FieldError("method", f"unknown method; offered: auto, {', '.join(model.explainers.known())}")
+            FieldError(
+                "method", f"unknown method; offered: auto, {', '.join(model.explainers.known())}"
+            )
         )
-    if command.explained_class is not None and command.explained_class not in (manifest.classes or []):
+    if command.explained_class is not None and command.explained_class not in (
+        manifest.classes or []
+    ):
         errors.append(FieldError("options.explained_class", "is not one of the model's classes"))
     if manifest.task == "regression" and command.output not in (None, "prediction"):
-        errors.append(FieldError("options.output", "a regression model is explained as 'prediction'"))
-    if manifest.task == "classification" and command.output not in (None, "probability", "log_odds"):
-        errors.append(FieldError("options.output", "a classifier is explained as 'probability' or 'log_odds'"))
+        errors.append(
+            FieldError("options.output", "a regression model is explained as 'prediction'")
+        )
+    if manifest.task == "classification" and command.output not in (
+        None,
+        "probability",
+        "log_odds",
+    ):
+        errors.append(
+            FieldError("options.output", "a classifier is explained as 'probability' or 'log_odds'")
+        )
     if command.top_k is not None and command.top_k > len(manifest.features):
-        errors.append(FieldError("options.top_k", f"at most {len(manifest.features)} (the feature count)"))
+        errors.append(
+            FieldError("options.top_k", f"at most {len(manifest.features)} (the feature count)")
+        )
     if errors:
         raise InvalidInput("the request does not fit the model", errors=errors)
     return model, row
 
 
-def compute(model: LoadedModel, row: dict[str, Any], command: ExplainCommand) -> tuple[np.ndarray, Explanation, Any]:
+def compute(
+    model: LoadedModel, row: dict[str, Any], command: ExplainCommand
+) -> tuple[np.ndarray, Explanation, Any]:
     """CPU work: encode the row once, predict, explain and check fidelity."""
     tabular = model.model
     encoded = tabular.encode([row])
@@ -119,7 +135,11 @@ def compute(model: LoadedModel, row: dict[str, Any], command: ExplainCommand) ->
     except FidelityFailure as failure:
         raise FidelityError(
             str(failure),
-            extra={"figure": failure.figure, "value": failure.value, "threshold": failure.threshold},
+            extra={
+                "figure": failure.figure,
+                "value": failure.value,
+                "threshold": failure.threshold,
+            },
         ) from failure
     except ExplainerUnavailable as exc:
         raise InvalidInput(str(exc), errors=[FieldError("method", str(exc))]) from exc
@@ -136,8 +156,15 @@ def _prediction(model: LoadedModel, raw: Any) -> dict[str, Any]:
 
 
 def build_draft(
-    model: LoadedModel, command: ExplainCommand, principal: Principal, row: dict[str, Any],
-    raw: Any, explanation: Explanation, target: Any, subject_ref: str, fingerprint: str,
+    model: LoadedModel,
+    command: ExplainCommand,
+    principal: Principal,
+    row: dict[str, Any],
+    raw: Any,
+    explanation: Explanation,
+    target: Any,
+    subject_ref: str,
+    fingerprint: str,
 ) -> tuple[Draft, dict[str, Any]]:
     """The explanation record's clear part, and the plaintext of its sealed part."""
     names = model.model.feature_names
@@ -177,7 +204,7 @@ def build_draft(
             "versions": LIBRARY_VERSIONS,
         },
     }
-    sealed_plain = {
+    sealed_plain: dict[str, Any] = {
         "input": row,
         "attributes": command.attributes,
         "attribution_values": {name: row[name] for name in names},
@@ -199,7 +226,9 @@ def build_draft(
     return draft, sealed_plain
 
 
-def _subject_key(ctx: Context, command: ExplainCommand) -> tuple[str, str, bytes, NewSubject | None]:
+def _subject_key(
+    ctx: Context, command: ExplainCommand
+) -> tuple[str, str, bytes, NewSubject | None]:
     """(digest, reference, data key, row to create) of the request's subject."""
     if command.subject_id is not None:
         digest = ctx.keys.subject_digest("subject", command.subject_id)
@@ -282,9 +311,15 @@ def command_from_body(body: dict[str, Any]) -> ExplainCommand:
         top_k=options.get("top_k"),
         explained_class=options.get("explained_class"),
         output=options.get("output"),
-        seed=options.get("seed") if options.get("seed") is not None else 0,
+        seed=int(options.get("seed") or 0),
         body=body,
     )
 
 
-__all__ = ["ExplainCommand", "ExplainResult", "command_from_body", "explain_and_record", "get_model"]
+__all__ = [
+    "ExplainCommand",
+    "ExplainResult",
+    "command_from_body",
+    "explain_and_record",
+    "get_model",
+]

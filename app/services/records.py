@@ -43,7 +43,11 @@ def explanation_view(
     explanation = dict(clear["explanation"])
     values = (sealed or {}).get("attribution_values") or {}
     explanation["attributions"] = [
-        {"feature": a["feature"], "value": values.get(a["feature"]), "contribution": a["contribution"]}
+        {
+            "feature": a["feature"],
+            "value": values.get(a["feature"]),
+            "contribution": a["contribution"],
+        }
         for a in explanation["attributions"]
     ]
     return {
@@ -70,7 +74,10 @@ def explanation_view(
 
 
 async def log_access(
-    ctx: Context, principal: Principal, endpoint: str, record_ids: list[str],
+    ctx: Context,
+    principal: Principal,
+    endpoint: str,
+    record_ids: list[str],
     filters: dict[str, Any] | None = None,
 ) -> None:
     """Append the ``access`` record of a read, durably, before its content is sent."""
@@ -98,8 +105,12 @@ def _render(ctx: Context, stored: StoredRecord, principal: Principal) -> dict[st
 
 
 async def read_explanation(
-    ctx: Context, principal: Principal, *, record_id: str | None = None,
-    decision_id: str | None = None, endpoint: str,
+    ctx: Context,
+    principal: Principal,
+    *,
+    record_id: str | None = None,
+    decision_id: str | None = None,
+    endpoint: str,
 ) -> dict[str, Any]:
     """An explanation record by id or decision id, as the principal may see it."""
     if record_id is not None:

@@ -80,9 +80,7 @@ class Repository:
 
     # -- appends ------------------------------------------------------------------------
 
-    def append(
-        self, items: Sequence[tuple[Draft, NewSubject | None]]
-    ) -> list[AppendOutcome]:
+    def append(self, items: Sequence[tuple[Draft, NewSubject | None]]) -> list[AppendOutcome]:
         """Append drafts in order in one transaction (group commit), under the chain lock.
 
         A draft whose decision id already has an explanation record is not appended; its
@@ -145,8 +143,12 @@ class Repository:
                 conn.execute(
                     insert(subjects),
                     [
-                        {"digest": p.digest, "ref": p.ref, "wrapped_key": p.wrapped_key,
-                         "created_at": created}
+                        {
+                            "digest": p.digest,
+                            "ref": p.ref,
+                            "wrapped_key": p.wrapped_key,
+                            "created_at": created,
+                        }
                         for p in pending.values()
                     ],
                 )
@@ -214,9 +216,16 @@ class Repository:
         last = 0
         while True:
             with self.engine.connect() as conn:
-                page = conn.execute(
-                    select(records).where(records.c.seq > last).order_by(records.c.seq).limit(batch)
-                ).mappings().all()
+                page = (
+                    conn.execute(
+                        select(records)
+                        .where(records.c.seq > last)
+                        .order_by(records.c.seq)
+                        .limit(batch)
+                    )
+                    .mappings()
+                    .all()
+                )
             if not page:
                 return
             for row in page:

@@ -28,7 +28,9 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 records = Table(
     "records",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("id", String(36), nullable=False, unique=True),
     Column("type", String(16), nullable=False),
     Column("created_at", String(32), nullable=False),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
@@ -14,14 +14,16 @@ from app.services import explanations as service
 from app.services.records import read_explanation
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
-ERRORS = {code: {"model": Problem} for code in (401, 403, 404, 409, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 409, 413, 422)
+}
 
 
 @router.post(
     "/explanations",
     status_code=201,
     response_model=ExplanationRecord,
-    responses={200: {"model": ExplanationRecord, "description": "identical retry"}} | ERRORS,
+    responses={**ERRORS, 200: {"model": ExplanationRecord, "description": "identical retry"}},
 )
 async def create_explanation(
     body: ExplainRequest, request: Request, ctx: ContextDep, principal: ExplainerDep
