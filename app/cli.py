@@ -152,3 +152,7 @@ def _settings() -> Settings:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

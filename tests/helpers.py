@@ -141,12 +141,24 @@ class Server:
 
     def start(self, timeout: float = 90) -> Server:
         command = [
-            sys.executable, "-m", "app.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
         ]
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
