@@ -73,3 +73,72 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, str]] | None = None
+
+
+class ExplanationList(BaseModel):
+    """A page of explanation records and the cursor of the next page (null: no more)."""
+
+    items: list[ExplanationRecord]
+    next_cursor: str | None
+
+
+class ChainHead(BaseModel):
+    seq: int
+    hash: str
+
+
+class BadRecord(BaseModel):
+    id: str | None
+    seq: int | None
+    reason: str
+
+
+class VerifyReport(BaseModel):
+    """The outcome of recomputing the record chain."""
+
+    ok: bool
+    records_checked: int
+    first_bad: BadRecord | None
+    head: ChainHead | None
+
+
+class AccessEntry(BaseModel):
+    """One read of record content: who (key id, role), what, through which endpoint, when."""
+
+    id: str
+    seq: int
+    created_at: str
+    key_id: str
+    role: str
+    endpoint: str | None
+    records: list[str]
+    filters: dict[str, Any] | None = None
+    format: str | None = None
+    through_seq: int | None = None
+
+
+class AccessLog(BaseModel):
+    items: list[AccessEntry]
+    next_cursor: str | None
+
+
+class ReplayDifference(BaseModel):
+    feature: str
+    recorded: float
+    replayed: float | None
+    difference: float | None
+
+
+class ReplayReport(BaseModel):
+    """Whether recomputing a stored explanation reproduces it (SPEC §10.7)."""
+
+    id: str
+    decision_id: str
+    model: dict[str, Any]
+    match: bool
+    tolerance: float
+    method: dict[str, str]
+    seed: int
+    base_value: dict[str, float | None]
+    differences: list[ReplayDifference]
+    versions_changed: dict[str, dict[str, Any]]

@@ -18,20 +18,49 @@ class Permission(enum.StrEnum):
     EXPLAIN = "explain"
     READ_RECORD = "read_record"
     READ_MODELS = "read_models"
+    READ_REPORT = "read_report"
+    REVIEW = "review"
     QUERY = "query"
+    EXPORT = "export"
     VERIFY = "verify"
+    ACCESS_LOG = "read_access_log"
+    REPLAY = "replay"
+    FAIRNESS = "fairness"
     MANAGE_MODELS = "manage_models"
+    MANAGE_KEYS = "manage_keys"
+    ERASE = "erase"
 
+
+_AUDIT = frozenset(
+    {
+        Permission.READ_RECORD,
+        Permission.READ_MODELS,
+        Permission.READ_REPORT,
+        Permission.QUERY,
+        Permission.EXPORT,
+        Permission.VERIFY,
+        Permission.ACCESS_LOG,
+        Permission.REPLAY,
+        Permission.FAIRNESS,
+    }
+)
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.BACKEND: frozenset({Permission.EXPLAIN, Permission.READ_RECORD, Permission.READ_MODELS}),
-    Role.SUPPORT: frozenset({Permission.READ_RECORD, Permission.READ_MODELS}),
-    Role.AUDITOR: frozenset(
-        {Permission.READ_RECORD, Permission.READ_MODELS, Permission.QUERY, Permission.VERIFY}
+    Role.SUPPORT: frozenset(
+        {
+            Permission.READ_RECORD,
+            Permission.READ_MODELS,
+            Permission.READ_REPORT,
+            Permission.REVIEW,
+        }
     ),
+    Role.AUDITOR: _AUDIT,
     Role.ADMIN: frozenset(Permission),
 }
-"""What each role may do; admin may do everything."""
+"""What each role may do (SPEC §6, §10.1): backend explains and reads records by id;
+support reads records and reports and adds reviews; auditor reads, queries, exports,
+verifies, replays and sees the access log and fairness figures; admin may do everything."""
 
 LOGGED_ROLES: frozenset[Role] = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
 """Roles whose reads of record content append an ``access`` record (SPEC §7)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -14,17 +15,14 @@ from app.security.crypto import unseal
 from app.security.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
 from app.services.context import Context
 from app.store.chain import FORMAT_VERSION, Draft, associated_data
-from app.store.repository import StoredRecord
+from app.store.repository import StoredRecord, Subject
 
 
-def open_sealed(ctx: Context, document: dict[str, Any]) -> dict[str, Any] | None:
-    """Decrypt a record's sealed part; None when there is none or its key was destroyed."""
+def _unseal_with(
+    ctx: Context, document: dict[str, Any], subject: Subject | None
+) -> dict[str, Any] | None:
     sealed = document.get("sealed")
-    ref = (document.get("clear") or {}).get("subject_ref")
-    if not sealed or not ref:
-        return None
-    subject = ctx.repository.subject_by_ref(ref)
-    if subject is None:
+    if not sealed or subject is None:
         return None
     data_key = ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref)
     aad = associated_data(document["id"], document["type"], document["v"])
@@ -33,6 +31,19 @@ def open_sealed(ctx: Context, document: dict[str, Any]) -> dict[str, Any] | None
     except InvalidTag:
         return None
     return plaintext
+
+
+def _subject_ref(document: dict[str, Any]) -> str | None:
+    ref = (document.get("clear") or {}).get("subject_ref")
+    return ref if isinstance(ref, str) else None
+
+
+def open_sealed(ctx: Context, document: dict[str, Any]) -> dict[str, Any] | None:
+    """Decrypt a record's sealed part; None when there is none or its key was destroyed."""
+    ref = _subject_ref(document)
+    if not document.get("sealed") or ref is None:
+        return None
+    return _unseal_with(ctx, document, ctx.repository.subject_by_ref(ref))
 
 
 def explanation_view(
@@ -73,35 +84,98 @@ def explanation_view(
     }
 
 
+def review_view(document: dict[str, Any], sealed: dict[str, Any] | None) -> dict[str, Any]:
+    """A review record as listed under its explanation: clear fields, the note if readable."""
+    clear = {k: v for k, v in (document.get("clear") or {}).items() if k != "target_id"}
+    view: dict[str, Any] = {
+        "id": document["id"],
+        "created_at": document["created_at"],
+        "key_id": document["key_id"],
+        "role": document["role"],
+        **clear,
+    }
+    if document.get("sealed"):
+        view["note"] = (sealed or {}).get("note")
+        view["sealed"] = "open" if sealed is not None else "withheld"
+    return view
+
+
+def render_explanations(
+    ctx: Context, stored: Sequence[StoredRecord], principal: Principal | None
+) -> list[dict[str, Any]]:
+    """Views of explanation records with their reviews, for one page: subjects and reviews
+    are fetched in one query each, not per record. ``principal`` None: sealed parts withheld."""
+    documents = [json.loads(s.document) for s in stored]
+    unsealed = principal is not None and principal.role in UNSEALED_ROLES
+    reviews = ctx.repository.children_of([s.id for s in stored], "review")
+    review_docs = {
+        target: [json.loads(r.document) for r in items] for target, items in reviews.items()
+    }
+    keys: dict[str, Subject] = {}
+    if unsealed:
+        refs = {_subject_ref(d) for d in documents}
+        refs |= {_subject_ref(d) for items in review_docs.values() for d in items}
+        keys = ctx.repository.subjects_by_refs(r for r in refs if r is not None)
+
+    def opened(document: dict[str, Any]) -> dict[str, Any] | None:
+        if not unsealed:
+            return None
+        ref = _subject_ref(document)
+        return _unseal_with(ctx, document, keys.get(ref) if ref else None)
+
+    views = []
+    for record, document in zip(stored, documents, strict=True):
+        view = explanation_view(document, opened(document), record)
+        view["reviews"] = [review_view(d, opened(d)) for d in review_docs.get(record.id, [])]
+        views.append(view)
+    return views
+
+
 async def log_access(
     ctx: Context,
     principal: Principal,
     endpoint: str,
     record_ids: list[str],
     filters: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Append the ``access`` record of a read, durably, before its content is sent."""
+    """Append the ``access`` record of a read, durably, before its content is sent.
+
+    Roles outside ``LOGGED_ROLES`` (backend) are not logged."""
     if principal.role not in LOGGED_ROLES:
         return
+    target_id = record_ids[0] if len(record_ids) == 1 and filters is None else None
     clear: dict[str, Any] = {"endpoint": endpoint, "records": record_ids}
+    if target_id is not None:
+        clear["target_id"] = target_id
     if filters is not None:
         clear["filters"] = filters
+    if extra:
+        clear.update(extra)
     draft = Draft(
         type="access",
         key_id=principal.key_id,
         role=principal.role.value,
         clear=clear,
-        target_id=record_ids[0] if len(record_ids) == 1 else None,
+        target_id=target_id,
     )
     await asyncio.wrap_future(ctx.writer.submit([(draft, None)]))
 
 
-def _render(ctx: Context, stored: StoredRecord, principal: Principal) -> dict[str, Any]:
-    document = json.loads(stored.document)
-    sealed = open_sealed(ctx, document) if principal.role in UNSEALED_ROLES else None
-    view = explanation_view(document, sealed, stored)
-    view["reviews"] = []
-    return view
+def find_explanation(
+    ctx: Context, *, record_id: str | None = None, decision_id: str | None = None
+) -> StoredRecord:
+    """An explanation record by id or decision id, or 404."""
+    if record_id is not None:
+        stored = ctx.repository.by_id(record_id)
+        if stored is not None and stored.type != "explanation":
+            stored = None
+    else:
+        assert decision_id is not None
+        stored = ctx.repository.by_decision(decision_id)
+    if stored is None:
+        raise NotFound("no explanation record with that " + ("id" if record_id else "decision id"))
+    return stored
 
 
 async def read_explanation(
@@ -112,19 +186,20 @@ async def read_explanation(
     decision_id: str | None = None,
     endpoint: str,
 ) -> dict[str, Any]:
-    """An explanation record by id or decision id, as the principal may see it."""
-    if record_id is not None:
-        stored = ctx.repository.by_id(record_id)
-        if stored is not None and stored.type != "explanation":
-            stored = None
-    else:
-        assert decision_id is not None
-        stored = ctx.repository.by_decision(decision_id)
-    if stored is None:
-        raise NotFound("no explanation record with that " + ("id" if record_id else "decision id"))
-    view = _render(ctx, stored, principal)
+    """An explanation record by id or decision id, as the principal may see it; the access
+    record is committed before this returns."""
+    stored = find_explanation(ctx, record_id=record_id, decision_id=decision_id)
+    (view,) = render_explanations(ctx, [stored], principal)
     await log_access(ctx, principal, endpoint, [stored.id])
     return view
 
 
-__all__ = ["FORMAT_VERSION", "explanation_view", "log_access", "open_sealed", "read_explanation"]
+__all__ = [
+    "FORMAT_VERSION",
+    "explanation_view",
+    "find_explanation",
+    "log_access",
+    "open_sealed",
+    "read_explanation",
+    "render_explanations",
+]

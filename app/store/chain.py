@@ -23,6 +23,7 @@ def canonical(document: dict[str, Any]) -> bytes:
 
 
 def digest(data: bytes) -> str:
+    """SHA-256 hex digest."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -32,6 +33,7 @@ def now_iso() -> str:
 
 
 def new_record_id() -> str:
+    """A random record id (UUID 4)."""
     return str(uuid.uuid4())
 
 
@@ -114,6 +116,8 @@ def columns_of(document: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class VerifyResult:
+    """The outcome of recomputing the chain."""
+
     ok: bool
     records_checked: int
     first_bad: dict[str, Any] | None
@@ -135,17 +139,16 @@ def verify_rows(
     just ``document`` and ``hash`` for an offline file). Names the first record that fails."""
     expected_seq = 1
     prev = GENESIS_HASH
+    prev_created = ""
     checked = 0
     head: dict[str, Any] | None = None
     kept_seen = kept_head is None
 
     def bad(row: dict[str, Any], reason: str) -> VerifyResult:
-        return VerifyResult(
-            False,
-            checked,
-            {"id": row.get("id"), "seq": row.get("seq"), "reason": reason},
-            head,
-        )
+        record_id, seq = row.get("id"), row.get("seq")
+        if record_id is None and "document" in row:
+            record_id, seq = _identify(row["document"])
+        return VerifyResult(False, checked, {"id": record_id, "seq": seq, "reason": reason}, head)
 
     for row in rows:
         raw: bytes = row["document"]
@@ -167,6 +170,9 @@ def verify_rows(
             return bad(row, "prev_hash does not match the previous record's hash")
         if document.get("v") != FORMAT_VERSION or document.get("type") not in RECORD_TYPES:
             return bad(row, "unknown record format or type")
+        created_at = document.get("created_at")
+        if not isinstance(created_at, str) or created_at < prev_created:
+            return bad(row, "created_at is earlier than the previous record's")
         if "seq" in row:
             expected_columns = columns_of(document)
             for column, value in expected_columns.items():
@@ -177,6 +183,7 @@ def verify_rows(
                 return bad(row, "the kept head's hash no longer matches this record")
             kept_seen = True
         prev = row["hash"]
+        prev_created = created_at
         checked += 1
         expected_seq += 1
         head = {"seq": seq, "hash": prev}
@@ -189,3 +196,14 @@ def verify_rows(
             head,
         )
     return VerifyResult(True, checked, None, head)
+
+
+def _identify(raw: bytes) -> tuple[Any, Any]:
+    """Best-effort id and seq of a (possibly damaged) document, to name it in a report."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    return document.get("id"), document.get("seq")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 
 from app.store.chain import GENESIS_HASH, Draft, canonical, digest, now_iso, verify_rows
@@ -16,6 +19,8 @@ from app.store.db import WRITE
 from app.store.tables import model_versions, records, subjects
 
 CHAIN_LOCK_KEY = 0x5241_5449  # "RATI": PostgreSQL advisory lock id of the chain
+PAGE = 500
+"""Rows fetched per round trip when streaming (exports, verify)."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,12 @@ class StoredRecord:
     document: bytes
     fingerprint: str | None = None
     subject_ref: str | None = None
+    target_id: str | None = None
+    created_at: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> StoredRecord:
+        """Build from a ``records`` row."""
         return cls(
             seq=row.seq,
             id=row.id,
@@ -42,6 +50,8 @@ class StoredRecord:
             document=bytes(row.document),
             fingerprint=row.fingerprint,
             subject_ref=row.subject_ref,
+            target_id=row.target_id,
+            created_at=row.created_at,
         )
 
 
@@ -56,6 +66,8 @@ class NewSubject:
 
 @dataclass(frozen=True)
 class Subject:
+    """A subject row: HMAC'd id, random reference, wrapped data key."""
+
     digest: str
     ref: str
     wrapped_key: bytes
@@ -71,12 +83,58 @@ class AppendOutcome:
     subject_taken: Subject | None = None
 
 
-class Repository:
-    """The record store's only door."""
+@dataclass(frozen=True)
+class RecordFilter:
+    """Filters of an explanation query; ``since``/``until`` bound ``created_at`` inclusively
+    (fixed-width UTC strings, as stored)."""
 
-    def __init__(self, engine: Engine) -> None:
+    model_name: str | None = None
+    model_version: str | None = None
+    subject_ref: str | None = None
+    outcome: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+
+class Repository:
+    """The record store's only door.
+
+    Production: every call takes a pooled connection; appends run in their own
+    transaction under the chain lock and commit. Tests may ``bind`` one connection that
+    holds an outer transaction: then appends run in a savepoint (still under the chain
+    lock) and the test rolls everything back at the end."""
+
+    def __init__(self, engine: Engine, *, bind: Connection | None = None) -> None:
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
+        self._bind = bind
+        self._bind_lock = threading.RLock()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        if self._bind is not None:
+            with self._bind_lock:
+                yield self._bind
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction holding the chain lock, committed (durably) when the block ends."""
+        if self._bind is not None:
+            with self._bind_lock, self._bind.begin_nested():
+                self._lock_chain(self._bind)
+                yield self._bind
+            return
+        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+            self._lock_chain(conn)
+            yield conn
+
+    def _lock_chain(self, conn: Connection) -> None:
+        if self.is_postgres:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})")
+        # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
 
     # -- appends ------------------------------------------------------------------------
 
@@ -85,147 +143,285 @@ class Repository:
 
         A draft whose decision id already has an explanation record is not appended; its
         outcome names the existing record. Returns after the commit is durable."""
+        if not items:
+            return []
+        with self._writing() as conn:
+            return self._append(conn, items)
+
+    def append_bulk(
+        self, items: Iterable[tuple[Draft, NewSubject | None]], batch: int = 2000
+    ) -> int:
+        """Append many drafts, one transaction per batch (bulk loads); returns how many."""
+        iterator = iter(items)
+        count = 0
+        while chunk := list(islice(iterator, batch)):
+            count += sum(o.record is not None for o in self.append(chunk))
+        return count
+
+    def _append(
+        self, conn: Connection, items: Sequence[tuple[Draft, NewSubject | None]]
+    ) -> list[AppendOutcome]:
+        head = conn.execute(
+            select(records.c.seq, records.c.hash, records.c.created_at)
+            .order_by(records.c.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev, last_created = (
+            (head.seq, head.hash, head.created_at) if head else (0, GENESIS_HASH, "")
+        )
+        decision_ids = [
+            d.decision_id for d, _ in items if d.type == "explanation" and d.decision_id
+        ]
+        taken = self._by_decisions(conn, decision_ids)
+        digests = [s.digest for _, s in items if s is not None]
+        known = self._subjects(conn, digests)
         outcomes: list[AppendOutcome] = []
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
-            self._lock_chain(conn)
-            head = conn.execute(
-                select(records.c.seq, records.c.hash).order_by(records.c.seq.desc()).limit(1)
-            ).first()
-            seq, prev = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-            taken_ids: dict[str, StoredRecord] = {}
-            rows: list[dict[str, Any]] = []
-            pending: dict[str, Subject] = {}
-            for draft, subject in items:
-                if draft.type == "explanation" and draft.decision_id is not None:
-                    existing = taken_ids.get(draft.decision_id) or self._by_decision(
-                        conn, draft.decision_id
+        rows: list[dict[str, Any]] = []
+        pending: dict[str, Subject] = {}
+        for draft, subject in items:
+            if draft.type == "explanation" and draft.decision_id is not None:
+                existing = taken.get(draft.decision_id)
+                if existing is not None:
+                    outcomes.append(AppendOutcome(existing=existing))
+                    continue
+            if subject is not None:
+                current = pending.get(subject.digest) or known.get(subject.digest)
+                if current is not None and current.ref != subject.ref:
+                    outcomes.append(AppendOutcome(subject_taken=current))
+                    continue
+                if current is None:
+                    pending[subject.digest] = Subject(
+                        subject.digest, subject.ref, subject.wrapped_key
                     )
-                    if existing is not None:
-                        outcomes.append(AppendOutcome(existing=existing))
-                        continue
-                if subject is not None:
-                    current = pending.get(subject.digest) or self._subject(conn, subject.digest)
-                    if current is not None and current.ref != subject.ref:
-                        outcomes.append(AppendOutcome(subject_taken=current))
-                        continue
-                    if current is None:
-                        pending[subject.digest] = Subject(
-                            subject.digest, subject.ref, subject.wrapped_key
-                        )
-                seq += 1
-                created_at = now_iso()
-                document = canonical(draft.document(seq, prev, created_at))
-                record_hash = digest(document)
-                row = draft.columns() | {
+            seq += 1
+            # Never earlier than the previous record: time filters map onto seq ranges.
+            created_at = max(now_iso(), last_created)
+            document = canonical(draft.document(seq, prev, created_at))
+            record_hash = digest(document)
+            rows.append(
+                draft.columns()
+                | {
                     "seq": seq,
                     "created_at": created_at,
                     "prev_hash": prev,
                     "hash": record_hash,
                     "document": document,
                 }
-                rows.append(row)
-                stored = StoredRecord(
-                    seq=seq,
-                    id=draft.id,
-                    type=draft.type,
-                    hash=record_hash,
-                    prev_hash=prev,
-                    document=document,
-                    fingerprint=draft.fingerprint,
-                    subject_ref=draft.subject_ref,
-                )
-                if draft.type == "explanation" and draft.decision_id is not None:
-                    taken_ids[draft.decision_id] = stored
-                outcomes.append(AppendOutcome(record=stored))
-                prev = record_hash
-            if pending:
-                created = now_iso()
-                conn.execute(
-                    insert(subjects),
-                    [
-                        {
-                            "digest": p.digest,
-                            "ref": p.ref,
-                            "wrapped_key": p.wrapped_key,
-                            "created_at": created,
-                        }
-                        for p in pending.values()
-                    ],
-                )
-            if rows:
-                conn.execute(insert(records), rows)
+            )
+            stored = StoredRecord(
+                seq=seq,
+                id=draft.id,
+                type=draft.type,
+                hash=record_hash,
+                prev_hash=prev,
+                document=document,
+                fingerprint=draft.fingerprint,
+                subject_ref=draft.subject_ref,
+                target_id=draft.target_id,
+                created_at=created_at,
+            )
+            if draft.type == "explanation" and draft.decision_id is not None:
+                taken[draft.decision_id] = stored
+            outcomes.append(AppendOutcome(record=stored))
+            prev, last_created = record_hash, created_at
+        if pending:
+            created = now_iso()
+            conn.execute(
+                insert(subjects),
+                [
+                    {
+                        "digest": p.digest,
+                        "ref": p.ref,
+                        "wrapped_key": p.wrapped_key,
+                        "created_at": created,
+                    }
+                    for p in pending.values()
+                ],
+            )
+        if rows:
+            conn.execute(insert(records), rows)
         return outcomes
-
-    def _lock_chain(self, conn: Connection) -> None:
-        if self.is_postgres:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})")
-        # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
 
     # -- subjects -----------------------------------------------------------------------
 
-    def _subject(self, conn: Connection, subject_digest: str) -> Subject | None:
-        row = conn.execute(select(subjects).where(subjects.c.digest == subject_digest)).first()
-        return Subject(row.digest, row.ref, bytes(row.wrapped_key)) if row else None
+    def _subjects(self, conn: Connection, digests: list[str]) -> dict[str, Subject]:
+        found: dict[str, Subject] = {}
+        for start in range(0, len(digests), PAGE):
+            chunk = sorted(set(digests[start : start + PAGE]))
+            for row in conn.execute(select(subjects).where(subjects.c.digest.in_(chunk))):
+                found[row.digest] = Subject(row.digest, row.ref, bytes(row.wrapped_key))
+        return found
 
     def subject(self, subject_digest: str) -> Subject | None:
         """The subject row of an HMAC'd subject id, if the person is known."""
-        with self.engine.connect() as conn:
-            return self._subject(conn, subject_digest)
+        with self._reading() as conn:
+            return self._subjects(conn, [subject_digest]).get(subject_digest)
 
     def subject_by_ref(self, ref: str) -> Subject | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(subjects).where(subjects.c.ref == ref)).first()
-            return Subject(row.digest, row.ref, bytes(row.wrapped_key)) if row else None
+        """The subject row of a reference, if it still exists (not erased)."""
+        return self.subjects_by_refs([ref]).get(ref)
+
+    def subjects_by_refs(self, refs: Iterable[str]) -> dict[str, Subject]:
+        """Subject rows by reference (erased subjects are absent)."""
+        wanted = sorted(set(refs))
+        found: dict[str, Subject] = {}
+        with self._reading() as conn:
+            for start in range(0, len(wanted), PAGE):
+                chunk = wanted[start : start + PAGE]
+                for row in conn.execute(select(subjects).where(subjects.c.ref.in_(chunk))):
+                    found[row.ref] = Subject(row.digest, row.ref, bytes(row.wrapped_key))
+        return found
 
     @staticmethod
     def new_subject_ref() -> str:
+        """A random subject reference (UUID 4 from the OS's random source)."""
         return str(uuid.UUID(bytes=os.urandom(16), version=4))
 
     # -- reads --------------------------------------------------------------------------
 
-    def _by_decision(self, conn: Connection, decision_id: str) -> StoredRecord | None:
-        row = conn.execute(
-            select(records).where(
-                records.c.decision_id == decision_id, records.c.type == "explanation"
+    def _by_decisions(self, conn: Connection, decision_ids: list[str]) -> dict[str, StoredRecord]:
+        found: dict[str, StoredRecord] = {}
+        for start in range(0, len(decision_ids), PAGE):
+            chunk = sorted(set(decision_ids[start : start + PAGE]))
+            rows = conn.execute(
+                select(records).where(
+                    records.c.decision_id.in_(chunk), records.c.type == "explanation"
+                )
             )
-        ).first()
-        return StoredRecord.from_row(row) if row else None
+            for row in rows:
+                found[row.decision_id] = StoredRecord.from_row(row)
+        return found
 
     def by_decision(self, decision_id: str) -> StoredRecord | None:
         """The explanation record of a product's decision id."""
-        with self.engine.connect() as conn:
-            return self._by_decision(conn, decision_id)
+        with self._reading() as conn:
+            return self._by_decisions(conn, [decision_id]).get(decision_id)
 
     def by_id(self, record_id: str) -> StoredRecord | None:
-        with self.engine.connect() as conn:
+        """A record by its id."""
+        with self._reading() as conn:
             row = conn.execute(select(records).where(records.c.id == record_id)).first()
             return StoredRecord.from_row(row) if row else None
 
     def children(self, target_id: str, record_type: str) -> list[StoredRecord]:
         """Records of a type that point at a record (e.g. its reviews), in chain order."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(records)
-                .where(records.c.target_id == target_id, records.c.type == record_type)
-                .order_by(records.c.seq)
-            )
+        return self.children_of([target_id], record_type).get(target_id, [])
+
+    def children_of(
+        self, target_ids: Sequence[str], record_type: str
+    ) -> dict[str, list[StoredRecord]]:
+        """Records of a type pointing at any of the given records, grouped by target."""
+        found: dict[str, list[StoredRecord]] = {}
+        with self._reading() as conn:
+            for start in range(0, len(target_ids), PAGE):
+                chunk = list(target_ids[start : start + PAGE])
+                rows = conn.execute(
+                    select(records)
+                    .where(records.c.target_id.in_(chunk), records.c.type == record_type)
+                    .order_by(records.c.seq)
+                )
+                for row in rows:
+                    found.setdefault(row.target_id, []).append(StoredRecord.from_row(row))
+        return found
+
+    def head(self) -> tuple[int, str] | None:
+        """The chain head (seq, hash), or None for an empty log."""
+        with self._reading() as conn:
+            row = conn.execute(
+                select(records.c.seq, records.c.hash).order_by(records.c.seq.desc()).limit(1)
+            ).first()
+            return (int(row.seq), str(row.hash)) if row else None
+
+    def _time_bounds(
+        self, conn: Connection, since: str | None, until: str | None
+    ) -> tuple[int, int | None] | None:
+        """Seq bounds of a created_at range (created_at never decreases along the chain,
+        which verify checks); None when nothing can match."""
+        low, high = 0, None
+        if since is not None:
+            row = conn.execute(
+                select(records.c.seq)
+                .where(records.c.created_at >= since)
+                .order_by(records.c.created_at, records.c.seq)
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            low = int(row.seq) - 1
+        if until is not None:
+            row = conn.execute(
+                select(records.c.seq)
+                .where(records.c.created_at <= until)
+                .order_by(records.c.created_at.desc(), records.c.seq.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            high = int(row.seq)
+        return low, high
+
+    def _explanation_where(
+        self, conn: Connection, flt: RecordFilter, after: int, through: int | None
+    ) -> list[ColumnElement[bool]] | None:
+        bounds = self._time_bounds(conn, flt.since, flt.until)
+        if bounds is None:
+            return None
+        low, high = bounds
+        if through is not None:
+            high = through if high is None else min(high, through)
+        where: list[ColumnElement[bool]] = [
+            records.c.type == "explanation",
+            records.c.seq > max(after, low),
+        ]
+        if high is not None:
+            where.append(records.c.seq <= high)
+        if flt.model_name is not None:
+            where.append(records.c.model_name == flt.model_name)
+        if flt.model_version is not None:
+            where.append(records.c.model_version == flt.model_version)
+        if flt.subject_ref is not None:
+            where.append(records.c.subject_ref == flt.subject_ref)
+        if flt.outcome is not None:
+            where.append(records.c.outcome == flt.outcome)
+        if flt.since is not None:
+            where.append(records.c.created_at >= flt.since)
+        if flt.until is not None:
+            where.append(records.c.created_at <= flt.until)
+        return where
+
+    def explanations(
+        self, flt: RecordFilter, *, after: int = 0, limit: int = 100, through: int | None = None
+    ) -> list[StoredRecord]:
+        """Explanation records matching the filter with seq > ``after`` (and ≤ ``through``),
+        in seq order, at most ``limit``."""
+        with self._reading() as conn:
+            where = self._explanation_where(conn, flt, after, through)
+            if where is None:
+                return []
+            rows = conn.execute(select(records).where(*where).order_by(records.c.seq).limit(limit))
             return [StoredRecord.from_row(r) for r in rows]
 
-    def iter_rows(self, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_explanations(
+        self, flt: RecordFilter, *, through: int | None = None, batch: int = PAGE
+    ) -> Iterator[list[StoredRecord]]:
+        """Pages of matching explanation records in seq order (flat memory: one page at a
+        time, each fetched by seq, never by OFFSET)."""
+        after = 0
+        while page := self.explanations(flt, after=after, limit=batch, through=through):
+            yield page
+            after = page[-1].seq
+
+    def iter_rows(
+        self, *, after: int = 0, through: int | None = None, batch: int = PAGE
+    ) -> Iterator[dict[str, Any]]:
         """Every record in seq order as column dicts, fetched in pages (flat memory)."""
-        last = 0
+        last = after
         while True:
-            with self.engine.connect() as conn:
-                page = (
-                    conn.execute(
-                        select(records)
-                        .where(records.c.seq > last)
-                        .order_by(records.c.seq)
-                        .limit(batch)
-                    )
-                    .mappings()
-                    .all()
-                )
+            with self._reading() as conn:
+                query = select(records).where(records.c.seq > last)
+                if through is not None:
+                    query = query.where(records.c.seq <= through)
+                page = conn.execute(query.order_by(records.c.seq).limit(batch)).mappings().all()
             if not page:
                 return
             for row in page:
@@ -238,6 +434,52 @@ class Repository:
         """Recompute the whole chain; see ``verify_rows``."""
         return verify_rows(self.iter_rows(), kept_head).as_dict()
 
+    def iter_access(
+        self,
+        *,
+        key_id: str | None = None,
+        record_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int = 0,
+        batch: int = PAGE,
+    ) -> Iterator[StoredRecord]:
+        """Access records in seq order; with ``record_id``, those naming it directly plus
+        every multi-record read (queries, exports), which the caller checks."""
+        with self._reading() as conn:
+            bounds = self._time_bounds(conn, since, until)
+        if bounds is None:
+            return
+        low, high = bounds
+        last = max(after, low)
+        while True:
+            where: list[ColumnElement[bool]] = [records.c.type == "access", records.c.seq > last]
+            if high is not None:
+                where.append(records.c.seq <= high)
+            if key_id is not None:
+                where.append(records.c.key_id == key_id)
+            if record_id is not None:
+                where.append((records.c.target_id == record_id) | (records.c.target_id.is_(None)))
+            with self._reading() as conn:
+                rows = conn.execute(
+                    select(records).where(*where).order_by(records.c.seq).limit(batch)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredRecord.from_row(row)
+            last = rows[-1].seq
+
+    def count(self, where: ColumnElement[bool] | None = None) -> int:
+        """How many records (matching a condition)."""
+        with self._reading() as conn:
+            query = (
+                select(func.count())
+                .select_from(records)
+                .where(where if where is not None else true())
+            )
+            return int(conn.execute(query).scalar_one())
+
     # -- model registrations ------------------------------------------------------------
 
     def register_model(
@@ -245,7 +487,7 @@ class Repository:
     ) -> tuple[int, str, str]:
         """Record a registration once; returns (order, artifact hash, manifest hash) as
         registered first, which the caller compares with what it holds."""
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with self._writing() as conn:
             row = conn.execute(
                 select(model_versions).where(
                     model_versions.c.name == name, model_versions.c.version == version

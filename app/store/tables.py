@@ -62,6 +62,10 @@ Index("ix_records_subject_seq", records.c.subject_ref, records.c.seq)
 Index("ix_records_type_seq", records.c.type, records.c.seq)
 Index("ix_records_target_id", records.c.target_id)
 Index("ix_records_key_seq", records.c.key_id, records.c.seq)
+Index("ix_records_model_name_seq", records.c.model_name, records.c.seq)
+Index("ix_records_model_outcome_seq", records.c.model_name, records.c.outcome, records.c.seq)
+Index("ix_records_outcome_seq", records.c.outcome, records.c.seq)
+Index("ix_records_created_at_seq", records.c.created_at, records.c.seq)
 
 subjects = Table(
     "subjects",

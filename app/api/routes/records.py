@@ -1,0 +1,83 @@
+"""Querying, exporting and replaying explanation records (auditors and admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ContextDep, require
+from app.api.responses import FastJSON
+from app.api.schemas import ID_PATTERN, ExplanationList, Problem, ReplayReport
+from app.security.principals import Permission, Principal
+from app.services import audit, query
+
+router = APIRouter(prefix="/v1", tags=["records"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 409, 422)
+}
+QueryDep = Annotated[Principal, Depends(require(Permission.QUERY))]
+ExportDep = Annotated[Principal, Depends(require(Permission.EXPORT))]
+ReplayDep = Annotated[Principal, Depends(require(Permission.REPLAY))]
+MEDIA = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8",
+    "chain": "application/x-ndjson",
+}
+
+
+def filters(
+    model: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    version: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    subject_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    outcome: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
+) -> query.QueryParams:
+    """The shared filters of the query and the export."""
+    return query.QueryParams(model, version, subject_id, outcome, since, until)
+
+
+FiltersDep = Annotated[query.QueryParams, Depends(filters)]
+
+
+@router.get("/explanations", response_model=ExplanationList, responses=ERRORS)
+async def list_explanations(
+    params: FiltersDep,
+    ctx: ContextDep,
+    principal: QueryDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> FastJSON:
+    """Explanation records matching the filters, in chain order, cursor-paginated."""
+    return FastJSON(await query.query_explanations(ctx, principal, params, limit, cursor))
+
+
+@router.get(
+    "/explanations/export",
+    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+async def export_explanations(
+    params: FiltersDep,
+    ctx: ContextDep,
+    principal: ExportDep,
+    format: Annotated[Literal["jsonl", "csv", "chain"], Query()] = "jsonl",
+) -> StreamingResponse:
+    """Streamed export: record views as JSONL or CSV, or the stored chain byte for byte."""
+    body = await query.export(ctx, principal, params, format)
+    extension = {"jsonl": "jsonl", "csv": "csv", "chain": "chain.jsonl"}[format]
+    return StreamingResponse(
+        body,
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="explanations.{extension}"'},
+    )
+
+
+@router.post("/explanations/{record_id}/replay", response_model=ReplayReport, responses=ERRORS)
+async def replay_explanation(
+    record_id: Annotated[str, Path(max_length=64)], ctx: ContextDep, principal: ReplayDep
+) -> FastJSON:
+    """Recompute the stored explanation with the model version, method and seed that made
+    it; 409 with the reason when that is impossible."""
+    return FastJSON(await audit.replay(ctx, principal, record_id))
