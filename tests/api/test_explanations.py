@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,7 @@ def test_records_form_a_hash_chain(client: TestClient) -> None:
     seen = []
     for row in instances("recidivism", 4):
         seen.append(explain(client, "recidivism", row).json()["record"])
-    for before, after in zip(seen, seen[1:], strict=False):
+    for before, after in itertools.pairwise(seen):
         assert after["seq"] == before["seq"] + 1
         assert after["prev_hash"] == before["hash"]
     assert len({r["hash"] for r in seen}) == len(seen)
