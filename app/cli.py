@@ -15,6 +15,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.store.repository import Repository
 
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
@@ -109,31 +110,79 @@ def records_verify(
     """Recompute the hash chain; exit 1 and name the first bad record when it fails."""
     from app.store.chain import verify_rows
 
-    kept = (seq, hash_) if seq is not None and hash_ is not None else None
+    if (seq is None) != (hash_ is None):
+        console.print("[red]--seq and --hash go together (a kept head)[/red]")
+        raise typer.Exit(2)
+    kept = (seq, hash_.lower()) if seq is not None and hash_ is not None else None
     if file is not None:
+        if not file.is_file():
+            console.print(f"[red]--file: {file} is not a file[/red]")
+            raise typer.Exit(2)
         result = verify_rows(_chain_file_rows(file), kept).as_dict()
     else:
-        from app.store.db import make_engine
-        from app.store.repository import Repository
-
-        url = (
-            database_url
-            or os.environ.get("RATIONALE_DATABASE_URL")
-            or "sqlite:///./var/rationale.db"
-        )
-        result = Repository(make_engine(url)).verify(kept)
+        result = _repository(database_url).verify(kept)
     sys.stdout.write(json.dumps(result) + "\n")
     raise typer.Exit(0 if result["ok"] else 1)
 
 
+@records_app.command("export")
+def records_export(
+    database_url: Annotated[str | None, typer.Option(help="Database to export.")] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="chain (stored bytes), jsonl or csv.")
+    ] = "chain",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: stdout).")] = None,
+) -> None:
+    """Export the record log offline. ``chain`` is every stored document byte for byte
+    (what ``records verify --file`` checks); ``jsonl``/``csv`` are the explanation
+    records' clear parts (sealed parts withheld: no person's data leaves unlogged)."""
+    from app.services.query import EXPORT_FORMATS, chain_lines, csv_lines, jsonl_lines
+    from app.store.repository import RecordFilter
+
+    if format_ not in EXPORT_FORMATS:
+        console.print(f"[red]--format: one of {', '.join(EXPORT_FORMATS)}[/red]")
+        raise typer.Exit(2)
+    repository = _repository(database_url)
+    head = repository.head()
+    through = head[0] if head else 0
+    if format_ == "chain":
+        lines = chain_lines(repository, through)
+    elif format_ == "csv":
+        lines = csv_lines(repository, None, RecordFilter(), through)
+    else:
+        lines = jsonl_lines(repository, None, RecordFilter(), through)
+    if out is None:
+        for chunk in lines:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    else:
+        with out.open("wb") as handle:
+            for chunk in lines:
+                handle.write(chunk)
+    console.print(f"exported through seq {through}")
+
+
+def _repository(database_url: str | None) -> Repository:
+    from app.store.db import make_engine
+    from app.store.repository import Repository
+
+    url = database_url or os.environ.get("RATIONALE_DATABASE_URL") or "sqlite:///./var/rationale.db"
+    return Repository(make_engine(url))
+
+
 def _chain_file_rows(path: Path) -> Iterator[dict[str, Any]]:
     import base64
+    import binascii
 
     with path.open() as handle:
-        for line in handle:
-            if line.strip():
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
                 item = json.loads(line)
                 yield {"document": base64.b64decode(item["document"]), "hash": item["hash"]}
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                yield {"document": b"", "hash": f"line {number} is not a chain export line"}
 
 
 def _settings() -> Settings:

@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 
 from app.errors import FieldError, InvalidInput
-from app.security.principals import Principal
+from app.security.crypto import ServerKeys
+from app.security.principals import UNSEALED_ROLES, Principal
 from app.services.context import Context
-from app.services.records import log_access, render_explanations
+from app.services.records import log_access, render_explanations, render_page
 from app.store.chain import canonical
-from app.store.repository import RecordFilter, StoredRecord
+from app.store.repository import RecordFilter, Repository, StoredRecord
 
 EXPORT_FORMATS = ("jsonl", "csv", "chain")
 CSV_COLUMNS = (
@@ -224,18 +225,19 @@ async def export(
         extra={"format": fmt, "through_seq": through},
     )
     if fmt == "chain":
-        return chain_lines(ctx, through)
+        return chain_lines(ctx.repository, through)
     if resolved.filter is None:
         return iter([csv_header()] if fmt == "csv" else [])
+    keys = ctx.keys if principal.role in UNSEALED_ROLES else None
     if fmt == "csv":
-        return csv_lines(ctx, principal, resolved.filter, through)
-    return jsonl_lines(ctx, principal, resolved.filter, through)
+        return csv_lines(ctx.repository, keys, resolved.filter, through)
+    return jsonl_lines(ctx.repository, keys, resolved.filter, through)
 
 
-def chain_lines(ctx: Context, through: int) -> Iterator[bytes]:
+def chain_lines(repository: Repository, through: int | None = None) -> Iterator[bytes]:
     """``{"seq", "hash", "document"}`` lines, the document as base64 of the stored bytes."""
     chunk: list[bytes] = []
-    for row in ctx.repository.iter_rows(through=through):
+    for row in repository.iter_rows(through=through):
         document = base64.b64encode(row["document"]).decode()
         chunk.append(
             orjson.dumps({"seq": row["seq"], "hash": row["hash"], "document": document}) + b"\n"
@@ -248,11 +250,12 @@ def chain_lines(ctx: Context, through: int) -> Iterator[bytes]:
 
 
 def jsonl_lines(
-    ctx: Context, principal: Principal | None, flt: RecordFilter, through: int
+    repository: Repository, keys: ServerKeys | None, flt: RecordFilter, through: int | None
 ) -> Iterator[bytes]:
-    """One record view per line, with its id, page by page."""
-    for page in ctx.repository.iter_explanations(flt, through=through):
-        views = render_explanations(ctx, page, principal)
+    """One record view per line, with its id, page by page (``keys`` None: sealed parts
+    withheld)."""
+    for page in repository.iter_explanations(flt, through=through):
+        views = render_page(repository, keys, page)
         yield b"".join(orjson.dumps(view) + b"\n" for view in views)
 
 
@@ -295,13 +298,13 @@ def csv_row(view: dict[str, Any]) -> list[Any]:
 
 
 def csv_lines(
-    ctx: Context, principal: Principal | None, flt: RecordFilter, through: int
+    repository: Repository, keys: ServerKeys | None, flt: RecordFilter, through: int | None
 ) -> Iterator[bytes]:
-    """The CSV export, page by page."""
+    """The CSV export, page by page (``keys`` None: sealed parts withheld)."""
     yield csv_header()
-    for page in ctx.repository.iter_explanations(flt, through=through):
+    for page in repository.iter_explanations(flt, through=through):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        for view in render_explanations(ctx, page, principal):
+        for view in render_page(repository, keys, page):
             writer.writerow(csv_row(view))
         yield buffer.getvalue().encode()

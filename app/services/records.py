@@ -11,20 +11,20 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from app.errors import NotFound
-from app.security.crypto import unseal
+from app.security.crypto import ServerKeys, unseal
 from app.security.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
 from app.services.context import Context
 from app.store.chain import FORMAT_VERSION, Draft, associated_data
-from app.store.repository import StoredRecord, Subject
+from app.store.repository import Repository, StoredRecord, Subject
 
 
 def _unseal_with(
-    ctx: Context, document: dict[str, Any], subject: Subject | None
+    keys: ServerKeys, document: dict[str, Any], subject: Subject | None
 ) -> dict[str, Any] | None:
     sealed = document.get("sealed")
     if not sealed or subject is None:
         return None
-    data_key = ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref)
+    data_key = keys.unwrap_data_key(subject.wrapped_key, subject.ref)
     aad = associated_data(document["id"], document["type"], document["v"])
     try:
         plaintext: dict[str, Any] = json.loads(unseal(data_key, sealed, aad))
@@ -43,7 +43,7 @@ def open_sealed(ctx: Context, document: dict[str, Any]) -> dict[str, Any] | None
     ref = _subject_ref(document)
     if not document.get("sealed") or ref is None:
         return None
-    return _unseal_with(ctx, document, ctx.repository.subject_by_ref(ref))
+    return _unseal_with(ctx.keys, document, ctx.repository.subject_by_ref(ref))
 
 
 def explanation_view(
@@ -101,27 +101,34 @@ def review_view(document: dict[str, Any], sealed: dict[str, Any] | None) -> dict
 
 
 def render_explanations(
-    ctx: Context, stored: Sequence[StoredRecord], principal: Principal | None
+    ctx: Context, stored: Sequence[StoredRecord], principal: Principal
 ) -> list[dict[str, Any]]:
-    """Views of explanation records with their reviews, for one page: subjects and reviews
-    are fetched in one query each, not per record. ``principal`` None: sealed parts withheld."""
+    """Views of explanation records with their reviews, as the principal may see them."""
+    unsealed = principal.role in UNSEALED_ROLES
+    return render_page(ctx.repository, ctx.keys if unsealed else None, stored)
+
+
+def render_page(
+    repository: Repository, keys: ServerKeys | None, stored: Sequence[StoredRecord]
+) -> list[dict[str, Any]]:
+    """Views of one page of explanation records with their reviews; subjects and reviews
+    are fetched in one query each, not per record. ``keys`` None: sealed parts withheld."""
     documents = [json.loads(s.document) for s in stored]
-    unsealed = principal is not None and principal.role in UNSEALED_ROLES
-    reviews = ctx.repository.children_of([s.id for s in stored], "review")
+    reviews = repository.children_of([s.id for s in stored], "review")
     review_docs = {
         target: [json.loads(r.document) for r in items] for target, items in reviews.items()
     }
-    keys: dict[str, Subject] = {}
-    if unsealed:
+    subjects: dict[str, Subject] = {}
+    if keys is not None:
         refs = {_subject_ref(d) for d in documents}
         refs |= {_subject_ref(d) for items in review_docs.values() for d in items}
-        keys = ctx.repository.subjects_by_refs(r for r in refs if r is not None)
+        subjects = repository.subjects_by_refs(r for r in refs if r is not None)
 
     def opened(document: dict[str, Any]) -> dict[str, Any] | None:
-        if not unsealed:
+        if keys is None:
             return None
         ref = _subject_ref(document)
-        return _unseal_with(ctx, document, keys.get(ref) if ref else None)
+        return _unseal_with(keys, document, subjects.get(ref) if ref else None)
 
     views = []
     for record, document in zip(stored, documents, strict=True):
@@ -202,4 +209,5 @@ __all__ = [
     "open_sealed",
     "read_explanation",
     "render_explanations",
+    "render_page",
 ]

@@ -1,0 +1,103 @@
+"""Shared pieces of the record-store tests: databases on both backends, synthetic drafts,
+an app over a module's own database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app.main import create_app
+from app.store import migrate
+from app.store.chain import Draft
+from app.store.db import make_engine
+from app.store.repository import NewSubject
+from tests.helpers import fresh_postgres_database, make_settings
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def migrated_engine(backend: str, folder: Path) -> Iterator[Engine]:
+    """A fresh database of the backend, built by Alembic, for one test module."""
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{folder / 'store.db'}")
+        migrate.upgrade(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    with fresh_postgres_database() as url:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def explanation_draft(
+    n: int,
+    *,
+    model: str = "credit-risk",
+    version: str = "1",
+    outcome: str = "good",
+    subject_ref: str | None = None,
+    decision_id: str | None = None,
+) -> Draft:
+    """A synthetic explanation record (clear part only) shaped like the real ones."""
+    decision = decision_id or f"dec-{n}-{uuid.uuid4().hex[:8]}"
+    ref = subject_ref or str(uuid.uuid4())
+    fingerprint = uuid.uuid4().hex * 2
+    clear: dict[str, Any] = {
+        "decision_id": decision,
+        "subject_ref": ref,
+        "request_fingerprint": fingerprint,
+        "model": {"name": model, "version": version, "sha256": "ab" * 32},
+        "prediction": {"label": outcome, "probabilities": {"bad": 0.25, "good": 0.75}},
+        "explanation": {
+            "method": "shap.tree",
+            "output": "probability",
+            "explained_class": outcome,
+            "base_value": 0.5,
+            "model_output": 0.75,
+            "attributions": [
+                {"feature": "age", "contribution": 0.2},
+                {"feature": "duration", "contribution": 0.05},
+            ],
+            "fidelity": {"additivity_residual": 0.0},
+            "seed": 0,
+            "versions": {},
+        },
+    }
+    return Draft(
+        type="explanation",
+        key_id="0123456789ab",
+        role="backend",
+        clear=clear,
+        sealed={"alg": "AES-256-GCM", "nonce": "AAAA", "ciphertext": "QUJD"},
+        decision_id=decision,
+        subject_ref=ref,
+        model_name=model,
+        model_version=version,
+        outcome=outcome,
+        fingerprint=fingerprint,
+    )
+
+
+def with_subject(draft: Draft) -> tuple[Draft, NewSubject | None]:
+    return draft, None
+
+
+@contextmanager
+def app_client(folder: Path, database_url: str | None = None) -> Iterator[TestClient]:
+    """The real app over its own database (SQLite file in ``folder`` by default)."""
+    url = database_url or f"sqlite:///{folder / 'rationale.db'}"
+    with TestClient(create_app(make_settings(url))) as client:
+        yield client
