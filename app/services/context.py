@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from threadpoolctl import threadpool_limits
 
 from app.config import Settings
 from app.registry import ModelCatalog
@@ -34,6 +35,9 @@ class Context:
     @classmethod
     def create(cls, settings: Settings) -> Context:
         """Open the store and derive keys; models are loaded by ``services.models``."""
+        # One BLAS/OpenMP thread: explanations run in parallel across requests and
+        # processes, and a thread pool per call would only fight over the same cores.
+        threadpool_limits(1)
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         repository = Repository(engine)
         return cls(
