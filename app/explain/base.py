@@ -7,7 +7,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from app.explain.model import TabularModel
-from app.explain.types import Explanation, Target
+from app.explain.types import Explanation, Target, Thresholds
 
 
 class Explainer(Protocol):
@@ -16,6 +16,10 @@ class Explainer(Protocol):
     name: ClassVar[str]
     exact: ClassVar[bool]
     """Exact methods meet the strict additivity bar; sampling methods report their error."""
+    additive: ClassVar[bool]
+    """base_value + Σ contributions = output by construction (LIME's surrogate is not)."""
+    batchable: ClassVar[bool]
+    """Rows explained in one call get the same bits as each row explained alone (tested)."""
 
     @classmethod
     def supports(cls, model: TabularModel, target: Target) -> bool:
@@ -23,7 +27,7 @@ class Explainer(Protocol):
         ...
 
     @classmethod
-    def build(cls, model: TabularModel) -> Explainer:
+    def build(cls, model: TabularModel, thresholds: Thresholds | None = None) -> Explainer:
         """A new explainer for the model (expensive set-up happens here, once)."""
         ...
 
@@ -35,3 +39,13 @@ class Explainer(Protocol):
 def fold(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     """Sum per-column attributions (n × columns) into per-feature ones (n × features)."""
     return np.stack([values[:, g].sum(axis=1) for g in groups], axis=1)
+
+
+def column_owner(groups: list[np.ndarray], width: int) -> np.ndarray:
+    """For each encoded column, the index of the raw feature that owns it."""
+    owner = np.full(width, -1, dtype=np.intp)
+    for j, group in enumerate(groups):
+        owner[group] = j
+    if (owner < 0).any():
+        raise ValueError("every encoded column must belong to one raw feature")
+    return owner

@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+)
 
 from app.explain.types import ExplainerUnavailable, Target
 
@@ -57,7 +62,7 @@ class TabularModel:
         self.feature_names = [f.name for f in self.features]
         self.task = task
         self.classes = list(classes) if classes is not None else None
-        self.background_frame = self.frame_from_records(background.to_dict("records"))
+        self.background_frame = self.frame_from_records(_records(background))
         self.estimator: Any = pipeline
         self.groups: list[np.ndarray] = [np.array([i]) for i in range(len(self.features))]
         self.decomposed = False
@@ -65,7 +70,7 @@ class TabularModel:
         self._preprocess: Any = None
         self._encoder: Encoder | None = None
         self._decompose()
-        self.background = self.encode(self.background_frame.to_dict("records"))
+        self.background = self.encode(_records(self.background_frame))
         self._check_class_order()
 
     # -- raw rows -----------------------------------------------------------------------
@@ -95,13 +100,14 @@ class TabularModel:
     def raw_output(self, encoded: np.ndarray) -> np.ndarray:
         """``predict_proba`` (n × classes) or ``predict`` (n) on encoded rows."""
         model = self.estimator
+        data: Any = encoded
         if not self.decomposed:
-            encoded = pd.DataFrame(encoded, columns=self.feature_names).astype(
+            data = pd.DataFrame(encoded, columns=self.feature_names).astype(
                 {f.name: np.float64 for f in self.features if not f.categorical}
             )
         if self.task == "classification":
-            return np.asarray(model.predict_proba(encoded), dtype=np.float64)
-        return np.asarray(model.predict(encoded), dtype=np.float64)
+            return np.asarray(model.predict_proba(data), dtype=np.float64)
+        return np.asarray(model.predict(data), dtype=np.float64)
 
     def output(self, encoded: np.ndarray, target: Target) -> np.ndarray:
         """The explained output (one number per row) in the target's space."""
@@ -124,19 +130,26 @@ class TabularModel:
     def _decompose(self) -> None:
         if not isinstance(self.pipeline, Pipeline) or len(self.pipeline.steps) < 2:
             return
-        head = self.pipeline.steps[0][1]
-        if len(self.pipeline.steps) != 2 or not isinstance(head, ColumnTransformer):
-            return
-        groups = _column_groups(head, self.feature_names)
+        steps = self.pipeline.steps
+        head: Any = steps[0][1] if len(steps) == 2 else self.pipeline[:-1]
+        first = steps[0][1]
+        groups: list[np.ndarray] | None
+        if isinstance(first, ColumnTransformer):
+            groups = _column_groups(first, self.feature_names)
+        else:
+            groups = [np.array([i], dtype=np.intp) for i in range(len(self.features))]
         if groups is None:
             return
-        transformed = np.asarray(head.transform(self.background_frame), dtype=np.float64)
-        if sum(len(g) for g in groups) != transformed.shape[1]:
+        try:
+            transformed = np.asarray(head.transform(self.background_frame), dtype=np.float64)
+        except (TypeError, ValueError):
+            return
+        if transformed.ndim != 2 or sum(len(g) for g in groups) != transformed.shape[1]:
             return
         if not _groups_hold(head, self.background_frame, groups, transformed):
             return
         self._preprocess = head
-        self.estimator = self.pipeline.steps[-1][1]
+        self.estimator = steps[-1][1]
         self.groups = groups
         self.decomposed = True
         encoder = _compile(head, self.features, transformed.shape[1])
@@ -164,6 +177,11 @@ class TabularModel:
         assert self.classes is not None
         index = self.classes.index(class_name) if class_name is not None else None
         return Target("log_odds" if output == "log_odds" else "probability", index, seed)
+
+
+def _records(frame: pd.DataFrame) -> list[Row]:
+    """The rows of a frame as dicts keyed by column name."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def _column_groups(ct: ColumnTransformer, names: list[str]) -> list[np.ndarray] | None:
@@ -198,9 +216,7 @@ def _column_groups(ct: ColumnTransformer, names: list[str]) -> list[np.ndarray] 
     return [np.array(owned[i], dtype=np.intp) for i in range(len(names))]
 
 
-def _groups_hold(
-    ct: ColumnTransformer, frame: pd.DataFrame, groups: list[np.ndarray], base: np.ndarray
-) -> bool:
+def _groups_hold(ct: Any, frame: pd.DataFrame, groups: list[np.ndarray], base: np.ndarray) -> bool:
     """Changing one raw feature changes only the columns of its group."""
     rolled = frame.apply(lambda col: np.roll(col.to_numpy(), 1))
     for i, name in enumerate(frame.columns):
@@ -213,12 +229,18 @@ def _groups_hold(
     return True
 
 
-def _compile(ct: ColumnTransformer, features: list[FeatureSpec], width: int) -> Encoder | None:
+def _compile(head: Any, features: list[FeatureSpec], width: int) -> Encoder | None:
     """A numpy encoder for one-hot, ordinal, standard-scaled and passthrough columns."""
+    if isinstance(head, ColumnTransformer):
+        parts = list(head.transformers_)
+    elif isinstance(head, StandardScaler):
+        parts = [("all", head, [f.name for f in features])]
+    else:
+        return None
     position = {f.name: i for i, f in enumerate(features)}
     steps: list[Callable[[np.ndarray, Sequence[Row]], None]] = []
     start = 0
-    for _name, transformer, columns in ct.transformers_:
+    for _name, transformer, columns in parts:
         if transformer == "drop":
             continue
         cols = [columns] if isinstance(columns, str) else list(columns)
@@ -234,7 +256,7 @@ def _compile(ct: ColumnTransformer, features: list[FeatureSpec], width: int) -> 
                 codes = {str(c): float(k) for k, c in enumerate(cats)}
                 steps.append(_ordinal(col, start, codes))
                 start += 1
-        elif isinstance(transformer, StandardScaler) or transformer == "passthrough":
+        elif isinstance(transformer, StandardScaler) or _is_passthrough(transformer):
             scaler = transformer if isinstance(transformer, StandardScaler) else None
             mean = scaler.mean_ if scaler is not None and scaler.with_mean else None
             scale = scaler.scale_ if scaler is not None and scaler.with_std else None
@@ -257,6 +279,17 @@ def _compile(ct: ColumnTransformer, features: list[FeatureSpec], width: int) -> 
         return out
 
     return encode
+
+
+def _is_passthrough(transformer: Any) -> bool:
+    """A fitted ColumnTransformer stores "passthrough" as an identity FunctionTransformer."""
+    if isinstance(transformer, str):
+        return transformer == "passthrough"
+    return (
+        isinstance(transformer, FunctionTransformer)
+        and transformer.func is None
+        and not transformer.validate
+    )
 
 
 def _one_hot(col: str, lookup: dict[str, int]) -> Callable[[np.ndarray, Sequence[Row]], None]:
@@ -291,14 +324,15 @@ def _numeric(
     return step
 
 
-def _same_bits(
-    encoder: Encoder, ct: ColumnTransformer, frame: pd.DataFrame, transformed: np.ndarray
-) -> bool:
+def _same_bits(encoder: Encoder, ct: Any, frame: pd.DataFrame, transformed: np.ndarray) -> bool:
     """The compiled encoder reproduces scikit-learn's transform bit for bit."""
-    ours = encoder(frame.to_dict("records"))
-    single = np.vstack([encoder([row]) for row in frame.head(5).to_dict("records")])
+    ours = encoder(_records(frame))
+    single = np.vstack([encoder([row]) for row in _records(frame.head(5))])
     one_by_one = np.vstack(
-        [np.asarray(ct.transform(frame.iloc[[i]]), dtype=np.float64) for i in range(5)]
+        [
+            np.asarray(ct.transform(frame.iloc[[i]]), dtype=np.float64)
+            for i in range(min(5, len(frame)))
+        ]
     )
     return (
         ours.shape == transformed.shape

@@ -21,7 +21,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from app.explain.base import fold
 from app.explain.model import TabularModel
-from app.explain.types import ExplainerUnavailable, Explanation, Target
+from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
 TREE_MODELS: tuple[type, ...] = (
     DecisionTreeClassifier,
@@ -43,9 +43,12 @@ class TreeShap:
 
     name: ClassVar[str] = "shap.tree"
     exact: ClassVar[bool] = True
+    additive: ClassVar[bool] = True
+    batchable: ClassVar[bool] = True
 
     @classmethod
     def supports(cls, model: TabularModel, target: Target) -> bool:
+        """scikit-learn tree ensembles; log-odds only for binary boosted trees."""
         if not model.decomposed or not isinstance(model.estimator, TREE_MODELS):
             return False
         if target.output == "log_odds":
@@ -54,7 +57,8 @@ class TreeShap:
         return True
 
     @classmethod
-    def build(cls, model: TabularModel) -> TreeShap:
+    def build(cls, model: TabularModel, thresholds: Thresholds | None = None) -> TreeShap:
+        """shap's explainers are made lazily, once per output space."""
         return cls(model)
 
     def __init__(self, model: TabularModel) -> None:
@@ -74,10 +78,14 @@ class TreeShap:
                         feature_perturbation="interventional",
                     )
                 except Exception as exc:  # shap refuses some model/output pairs
-                    raise ExplainerUnavailable(f"shap.tree: {exc}") from exc
-            return self._explainers[shap_output]
+                    self._explainers[shap_output] = f"shap.tree: {exc}"
+            built = self._explainers[shap_output]
+        if isinstance(built, str):
+            raise ExplainerUnavailable(built)
+        return built
 
     def explain(self, encoded: np.ndarray, target: Target) -> list[Explanation]:
+        """All rows in one shap call (each row's values do not depend on the others)."""
         explainer = self._explainer(target.output)
         try:
             with self._lock:
@@ -88,14 +96,17 @@ class TreeShap:
         values, base = self._select(values, expected, target)
         folded = fold(values, self.model.groups)
         outputs = self.model.output(encoded, target)
-        params = {"feature_perturbation": "interventional", "background_rows": len(self.model.background)}
         return [
             Explanation(
                 method=self.name,
                 base_value=base,
                 contributions=folded[i],
                 model_output=float(outputs[i]),
-                parameters=params,
+                parameters={
+                    "feature_perturbation": "interventional",
+                    "model_output": "probability" if target.output == "probability" else "raw",
+                    "background_rows": len(self.model.background),
+                },
             )
             for i in range(len(encoded))
         ]

@@ -19,6 +19,26 @@ class Target:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Fidelity bars and budgets; a manifest may tighten them, never loosen them.
+
+    additivity_exact: largest |base_value + Σ contributions − output| of an exact method.
+    additivity_auto: largest such residual, relative to max(1, |output|), of anything
+        ``auto`` returns (and of any explicitly requested additive sampling method).
+    sampling_standard_error: largest per-feature standard error of a sampling method,
+        relative to max(1, |output|); the permutation estimator samples until it meets it.
+    lime_min_r2: smallest weighted local R² of LIME's surrogate.
+    exact_max_features: largest raw feature count explained by full coalition enumeration.
+    """
+
+    additivity_exact: float = 1e-6
+    additivity_auto: float = 1e-4
+    sampling_standard_error: float = 1e-2
+    lime_min_r2: float = 0.5
+    exact_max_features: int = 12
+
+
 @dataclass
 class Explanation:
     """Attributions of one row, per raw input feature, in the target's output space."""
@@ -32,6 +52,7 @@ class Explanation:
 
     @property
     def additivity_residual(self) -> float:
+        """base_value + Σ contributions − model output."""
         return float(self.base_value + float(np.sum(self.contributions)) - self.model_output)
 
 
