@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from app.explain.model import TabularModel
-from app.explain.types import Explanation, Target, Thresholds
+from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
 MAX_FEATURES = 16
 """Hard ceiling on the raw feature count, whatever the settings say."""
@@ -66,6 +66,9 @@ class ExactShapley:
     def _one(self, row: np.ndarray, target: Target) -> Explanation:
         background = self.model.background
         n, width = background.shape
+        model_output = float(self.model.output(row[None, :], target)[0])
+        if not np.isfinite(model_output):
+            raise ExplainerUnavailable(f"{self.name}: the model's {target.output} is infinite")
         per_call = max(1, CHUNK_ROWS // n)
         value = np.empty(len(self.members))
         for start in range(0, len(self.members), per_call):
@@ -76,7 +79,6 @@ class ExactShapley:
         phi = np.array(
             [np.dot(w, value[with_j] - value[without]) for without, with_j, w in self.terms]
         )
-        model_output = float(self.model.output(row[None, :], target)[0])
         return Explanation(
             method=self.name,
             base_value=float(value[0]),

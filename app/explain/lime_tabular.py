@@ -1,12 +1,13 @@
 """LIME (lime.tabular) over raw features: categorical features stay categories.
 
 Each raw feature is one LIME column: a numeric feature that owns one encoded column is that
-column (LIME discretises it into quartiles of the background); any other feature is a
-category, coded by its distinct encoded values (or raw values, for a black box) in the
-background. LIME's perturbed samples are decoded straight into the estimator's input space,
-so the model is called once per explanation with every sample. A fresh lime explainer with
-its own ``RandomState(seed)`` is made per explanation: nothing random is shared between
-requests, and lime does not touch numpy's global generator (tested).
+column (sampled from a normal with the background's mean and spread, not discretised: the
+surrogate then fits far better, e.g. local R² 1.0 instead of 0.37 on a ridge regression);
+any other feature is a category, coded by its distinct encoded values (or raw values, for a
+black box) in the background. LIME's perturbed samples are decoded straight into the
+estimator's input space, so the model is called once per explanation with every sample.
+A fresh lime explainer with its own ``RandomState(seed)`` is made per explanation: nothing
+random is shared between requests, and lime does not touch numpy's global generator (tested).
 """
 
 from __future__ import annotations
@@ -15,41 +16,19 @@ import warnings
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.stats
-from lime.discretize import QuartileDiscretizer
 from lime.lime_tabular import LimeTabularExplainer
 
 from app.explain.model import TabularModel
-from app.explain.types import Explanation, Target, Thresholds
-
-
-class _Quartiles(QuartileDiscretizer):
-    """lime's quartile discretiser, except that a one-valued bin yields its value.
-
-    (lime 0.2.0.1 returns that bin's z-score instead, a value the data never had.)
-    """
-
-    def get_undiscretize_values(self, feature: int, values: np.ndarray) -> np.ndarray:
-        """Values drawn inside each bin from a normal truncated to the bin."""
-        mins = np.array(self.mins[feature], dtype=np.float64)[values]
-        maxs = np.array(self.maxs[feature], dtype=np.float64)[values]
-        means = np.array(self.means[feature], dtype=np.float64)[values]
-        stds = np.array(self.stds[feature], dtype=np.float64)[values]
-        out = mins.copy()
-        spread = mins != maxs
-        if spread.any():
-            out[spread] = scipy.stats.truncnorm.rvs(
-                ((mins - means) / stds)[spread],
-                ((maxs - means) / stds)[spread],
-                loc=means[spread],
-                scale=stds[spread],
-                random_state=self.random_state,
-            )
-        return out
+from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
 
 class LimeTabular:
-    """LIME's locally weighted linear surrogate; reports its local R² and prediction."""
+    """LIME's locally weighted linear surrogate; reports its local R² and prediction.
+
+    A feature's contribution is the surrogate's weight times the row's value in the
+    surrogate's space (standardised for numeric features, 1 for "same category"), so that
+    base_value (the intercept) + Σ contributions = the surrogate's prediction at the row.
+    """
 
     name: ClassVar[str] = "lime.tabular"
     exact: ClassVar[bool] = False
@@ -120,7 +99,10 @@ class LimeTabular:
                 out[:, column] = samples[:, j]
             for j, values in decoded.items():
                 out[:, self.model.groups[j]] = values[samples[:, j].astype(np.intp)]
-            return self.model.output(out, target)
+            outputs = self.model.output(out, target)
+            if not np.isfinite(outputs).all():
+                raise ExplainerUnavailable(f"lime.tabular: the model's {target.output} is infinite")
+            return outputs
 
         random_state = np.random.RandomState(target.seed)
         names = [str(j) for j in range(m)]
@@ -130,9 +112,7 @@ class LimeTabular:
             feature_names=names,
             categorical_features=self.categorical,
             kernel_width=self.kernel_width,
-            discretizer=_Quartiles(
-                self.training, self.categorical, names, random_state=random_state
-            ),
+            discretize_continuous=False,
             feature_selection="none",
             random_state=random_state,
         )
@@ -142,7 +122,8 @@ class LimeTabular:
                 lime_row, predict, num_features=m, num_samples=self.samples
             )
         weights = dict(result.local_exp[1])
-        contributions = np.array([float(weights.get(j, 0.0)) for j in range(m)])
+        scaled_row = np.asarray(result.domain_mapper.scaled_row, dtype=np.float64)
+        contributions = np.array([float(weights.get(j, 0.0)) * scaled_row[j] for j in range(m)])
         surrogate = float(np.asarray(result.local_pred).ravel()[0])
         model_output = float(self.model.output(row[None, :], target)[0])
         return Explanation(
@@ -154,7 +135,7 @@ class LimeTabular:
             parameters={
                 "num_samples": self.samples,
                 "kernel_width": self.kernel_width,
-                "discretizer": "quartile",
+                "discretize_continuous": False,
                 "feature_selection": "none",
                 "background_rows": len(self.model.background),
                 "seed": target.seed,

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
@@ -94,7 +95,7 @@ class TabularModel:
             return self._encoder(rows)
         frame = self.frame_from_records(rows)
         if self.decomposed:
-            return np.asarray(self._preprocess.transform(frame), dtype=np.float64)
+            return _dense(self._preprocess.transform(frame))
         return frame.to_numpy(dtype=object)
 
     def raw_output(self, encoded: np.ndarray) -> np.ndarray:
@@ -141,7 +142,7 @@ class TabularModel:
         if groups is None:
             return
         try:
-            transformed = np.asarray(head.transform(self.background_frame), dtype=np.float64)
+            transformed = _dense(head.transform(self.background_frame))
         except (TypeError, ValueError):
             return
         if transformed.ndim != 2 or sum(len(g) for g in groups) != transformed.shape[1]:
@@ -177,6 +178,13 @@ class TabularModel:
         assert self.classes is not None
         index = self.classes.index(class_name) if class_name is not None else None
         return Target("log_odds" if output == "log_odds" else "probability", index, seed)
+
+
+def _dense(matrix: Any) -> np.ndarray:
+    """A transformer's output as a dense float64 matrix (sparse one-hot output included)."""
+    if scipy.sparse.issparse(matrix):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=np.float64)
 
 
 def _records(frame: pd.DataFrame) -> list[Row]:
@@ -222,7 +230,7 @@ def _groups_hold(ct: Any, frame: pd.DataFrame, groups: list[np.ndarray], base: n
     for i, name in enumerate(frame.columns):
         changed = frame.copy()
         changed[name] = rolled[name]
-        out = np.asarray(ct.transform(changed), dtype=np.float64)
+        out = _dense(ct.transform(changed))
         moved = np.flatnonzero((out != base).any(axis=0))
         if not set(moved.tolist()) <= set(groups[i].tolist()):
             return False
@@ -329,10 +337,7 @@ def _same_bits(encoder: Encoder, ct: Any, frame: pd.DataFrame, transformed: np.n
     ours = encoder(_records(frame))
     single = np.vstack([encoder([row]) for row in _records(frame.head(5))])
     one_by_one = np.vstack(
-        [
-            np.asarray(ct.transform(frame.iloc[[i]]), dtype=np.float64)
-            for i in range(min(5, len(frame)))
-        ]
+        [_dense(ct.transform(frame.iloc[[i]])) for i in range(min(5, len(frame)))]
     )
     return (
         ours.shape == transformed.shape

@@ -20,7 +20,7 @@ import numpy as np
 
 from app.explain.base import column_owner
 from app.explain.model import TabularModel
-from app.explain.types import Explanation, Target, Thresholds
+from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
 CHUNK_VALUES = 2**22
 """Largest number of encoded cells built at once (bounds memory, not the result)."""
@@ -37,7 +37,7 @@ class PermutationShap:
     """Antithetic pairs of permutations per round."""
     default_background_per_permutation: ClassVar[int] = 4
     """Background rows each pair averages over (rounded so every row is used equally)."""
-    default_max_rounds: ClassVar[int] = 8
+    default_max_rounds: ClassVar[int] = 16
     """Rounds at most; a round adds ``permutations`` pairs while the error is too large."""
 
     @classmethod
@@ -85,6 +85,8 @@ class PermutationShap:
         background = self.model.background
         f_background = self.model.output(background, target)
         f_row = float(self.model.output(row[None, :], target)[0])
+        if not (np.isfinite(f_row) and np.isfinite(f_background).all()):
+            raise ExplainerUnavailable(f"{self.name}: the model's {target.output} is infinite")
         bar = None
         if self.target_standard_error is not None:
             bar = self.target_standard_error * max(1.0, abs(f_row))
@@ -99,7 +101,7 @@ class PermutationShap:
             weights.append(pair_weight)
             rounds += 1
             phi, error = _combine(np.concatenate(estimates), np.concatenate(weights))
-            if bar is None or float(error.max()) <= bar:
+            if bar is None or not np.isfinite(phi).all() or float(error.max()) <= bar:
                 break
         return Explanation(
             method=self.name,

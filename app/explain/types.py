@@ -34,7 +34,7 @@ class Thresholds:
 
     additivity_exact: float = 1e-6
     additivity_auto: float = 1e-4
-    sampling_standard_error: float = 1e-2
+    sampling_standard_error: float = 2e-2
     lime_min_r2: float = 0.5
     exact_max_features: int = 12
 
