@@ -37,8 +37,18 @@ class Explainer(Protocol):
 
 
 def fold(values: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
-    """Sum per-column attributions (n × columns) into per-feature ones (n × features)."""
-    return np.stack([values[:, g].sum(axis=1) for g in groups], axis=1)
+    """Sum per-column attributions (n × columns) into per-feature ones (n × features).
+
+    Columns are added one at a time, left to right, so a row's sums do not depend on the
+    other rows (numpy's ``sum(axis=1)`` may order the additions differently for n = 1).
+    """
+    out = np.empty((values.shape[0], len(groups)), dtype=np.float64)
+    for j, group in enumerate(groups):
+        total = np.array(values[:, group[0]], dtype=np.float64)
+        for column in group[1:]:
+            total += values[:, column]
+        out[:, j] = total
+    return out
 
 
 def column_owner(groups: list[np.ndarray], width: int) -> np.ndarray:
