@@ -17,9 +17,20 @@ from app.store import migrate
 from app.store.chain import Draft
 from app.store.db import make_engine
 from app.store.repository import NewSubject
-from tests.helpers import fresh_postgres_database, make_settings
+from tests.helpers import MODELS, fresh_postgres_database, make_settings
 
 BACKENDS = ("sqlite", "postgresql")
+MODEL = "recidivism"
+"""The small model served by server-process tests of the store."""
+
+
+def one_model(workdir: Path) -> str:
+    """A models folder serving one small model, so each worker starts quicker: the store,
+    not the explainer, is under test there."""
+    folder = workdir / "models"
+    (folder / MODEL).mkdir(parents=True)
+    (folder / MODEL / "1").symlink_to(MODELS / MODEL / "1", target_is_directory=True)
+    return str(folder)
 
 
 @contextmanager
