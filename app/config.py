@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     additivity_tolerance_auto: float = Field(default=1e-4, gt=0, le=1e-4)
     """Largest residual, relative to max(1, |output|), accepted from any method under ``auto``."""
 
+    sampling_standard_error: float = Field(default=0.02, gt=0, le=0.02)
+    """Largest per-feature standard error of a sampling method, relative to max(1, |output|);
+    the permutation estimator samples until it meets it."""
+
     lime_min_r2: float = Field(default=0.5, ge=0, le=1)
     """Smallest local R² of LIME's surrogate for a LIME explanation to be returned."""
 

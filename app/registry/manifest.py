@@ -46,7 +46,8 @@ class ExplainerSettings(_Strict):
     additivity_tolerance_exact: float | None = Field(default=None, gt=0)
     additivity_tolerance_auto: float | None = Field(default=None, gt=0)
     lime_min_r2: float | None = Field(default=None, ge=0, le=1)
-    default_method: str | None = None
+    sampling_standard_error: float | None = Field(default=None, gt=0)
+    exact_max_features: int | None = Field(default=None, ge=1)
 
 
 class Manifest(_Strict):

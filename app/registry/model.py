@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from app.explain import ExplainerSet, TabularModel
 from app.explain.engine import Thresholds
 from app.explain.model import FeatureSpec
+from app.explain.tree import TREE_MODELS
 from app.registry.loader import LoadRefused, load_artifact, read_background, read_version_folder
 from app.registry.manifest import Manifest
 
@@ -22,6 +25,8 @@ class LoadedModel:
     folder: Path
     model: TabularModel
     explainers: ExplainerSet
+    batch_predict_safe: bool = False
+    """Whether predicting rows together gives each row the bits it gets alone."""
 
     @property
     def name(self) -> str:
@@ -36,17 +41,34 @@ class LoadedModel:
         return self.manifest.sha256
 
 
-def thresholds_for(manifest: Manifest, exact: float, auto: float) -> Thresholds:
+def thresholds_for(manifest: Manifest, base: Thresholds) -> Thresholds:
     """The service's bars, tightened (never loosened) by the manifest's explainer block."""
     own = manifest.explainer
+
+    def lowest(service: float, model: float | None) -> float:
+        return service if model is None else min(service, model)
+
     return Thresholds(
-        additivity_exact=min(exact, own.additivity_tolerance_exact or exact),
-        additivity_auto=min(auto, own.additivity_tolerance_auto or auto),
+        additivity_exact=lowest(base.additivity_exact, own.additivity_tolerance_exact),
+        additivity_auto=lowest(base.additivity_auto, own.additivity_tolerance_auto),
+        sampling_standard_error=lowest(base.sampling_standard_error, own.sampling_standard_error),
+        lime_min_r2=max(base.lime_min_r2, own.lime_min_r2 or 0.0),
+        exact_max_features=int(lowest(base.exact_max_features, own.exact_max_features)),
     )
 
 
+def _rows_independent(model: TabularModel) -> bool:
+    """Tree ensembles predict each row on its own; checked on the background, bit for bit.
+    BLAS-backed models (linear, neural) may not, so they are predicted row by row."""
+    if not model.decomposed or not isinstance(model.estimator, TREE_MODELS):
+        return False
+    together = model.raw_output(model.background)
+    alone = np.vstack([model.raw_output(model.background[i : i + 1]) for i in range(len(together))])
+    return together.tobytes() == alone.tobytes()
+
+
 def load_version(
-    folder: Path, *, allow_unsafe: bool, tolerance_exact: float, tolerance_auto: float
+    folder: Path, *, allow_unsafe: bool, base: Thresholds | None = None
 ) -> LoadedModel:
     """Load and check one version folder; raises ``LoadRefused`` with the reason."""
     manifest, manifest_sha, background_sha = read_version_folder(folder)
@@ -57,8 +79,9 @@ def load_version(
         model = TabularModel(pipeline, features, background, manifest.task, manifest.classes)
     except ValueError as exc:
         raise LoadRefused(str(exc)) from exc
-    thresholds = thresholds_for(manifest, tolerance_exact, tolerance_auto)
+    thresholds = thresholds_for(manifest, base or Thresholds())
     return LoadedModel(
+        batch_predict_safe=_rows_independent(model),
         manifest=manifest,
         manifest_sha256=manifest_sha,
         background_sha256=background_sha,

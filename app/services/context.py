@@ -12,6 +12,7 @@ from app.config import Settings
 from app.registry import ModelCatalog
 from app.security.crypto import ServerKeys
 from app.security.principals import KeyRing, parse_api_keys
+from app.services.batching import ExplainBatcher
 from app.store.db import make_engine
 from app.store.repository import Repository
 from app.store.writer import GroupWriter
@@ -29,6 +30,7 @@ class Context:
     keys: ServerKeys
     keyring: KeyRing
     executor: ThreadPoolExecutor
+    batcher: ExplainBatcher
     ready: bool = False
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -40,6 +42,7 @@ class Context:
         threadpool_limits(1)
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         repository = Repository(engine)
+        executor = ThreadPoolExecutor(settings.explain_threads, thread_name_prefix="explain")
         return cls(
             settings=settings,
             engine=engine,
@@ -48,7 +51,8 @@ class Context:
             catalog=ModelCatalog(),
             keys=ServerKeys.from_secret(settings.secret_key.get_secret_value()),
             keyring=KeyRing(parse_api_keys(settings.api_keys.get_secret_value())),
-            executor=ThreadPoolExecutor(settings.explain_threads, thread_name_prefix="explain"),
+            executor=executor,
+            batcher=ExplainBatcher(executor),
         )
 
     def close(self) -> None:

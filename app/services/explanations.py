@@ -11,29 +11,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import shap
-import sklearn
 
 import app
-from app.errors import Conflict, FidelityError, FieldError, InvalidInput
-from app.explain import ExplainerUnavailable, Explanation, FidelityFailure, explain_rows
+from app.errors import Conflict, FieldError, InvalidInput
+from app.explain import Explanation, Target
+from app.explain.engine import library_versions
 from app.registry import LoadedModel
 from app.registry.validation import check_row
 from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
+from app.services.batching import compute_one
 from app.services.context import Context
 from app.services.models import get_model
 from app.services.records import explanation_view, open_sealed
 from app.store.chain import Draft, associated_data, canonical
 from app.store.repository import NewSubject, StoredRecord
 
-LIBRARY_VERSIONS = {
+LIBRARY_VERSIONS = library_versions() | {
     "rationale": app.__version__,
-    "shap": shap.__version__,
-    "scikit-learn": sklearn.__version__,
-    "numpy": np.__version__,
     "python": platform.python_version(),
 }
+"""Versions recorded with every explanation (replay reports any that changed)."""
 
 
 @dataclass(frozen=True)
@@ -120,30 +118,10 @@ def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[s
 
 def compute(
     model: LoadedModel, row: dict[str, Any], command: ExplainCommand
-) -> tuple[np.ndarray, Explanation, Any]:
-    """CPU work: encode the row once, predict, explain and check fidelity."""
-    tabular = model.model
-    encoded = tabular.encode([row])
-    raw = tabular.raw_output(encoded)[0]
-    class_name = command.explained_class
-    if tabular.task == "classification" and class_name is None:
-        assert tabular.classes is not None
-        class_name = tabular.classes[int(np.argmax(raw))]
-    target = tabular.target(command.output, class_name, command.seed)
-    try:
-        explanation = explain_rows(model.explainers, encoded, target, command.method)[0]
-    except FidelityFailure as failure:
-        raise FidelityError(
-            str(failure),
-            extra={
-                "figure": failure.figure,
-                "value": failure.value,
-                "threshold": failure.threshold,
-            },
-        ) from failure
-    except ExplainerUnavailable as exc:
-        raise InvalidInput(str(exc), errors=[FieldError("method", str(exc))]) from exc
-    return raw, explanation, target
+) -> tuple[np.ndarray, Explanation, Target]:
+    """CPU work for one row alone: encode once, predict, explain and check fidelity."""
+    computed = compute_one(model, row, command)
+    return computed.raw, computed.explanation, computed.target
 
 
 def _prediction(model: LoadedModel, raw: Any) -> dict[str, Any]:
@@ -162,7 +140,7 @@ def build_draft(
     row: dict[str, Any],
     raw: Any,
     explanation: Explanation,
-    target: Any,
+    target: Target,
     subject_ref: str,
     fingerprint: str,
 ) -> tuple[Draft, dict[str, Any]]:
@@ -266,13 +244,10 @@ async def explain_and_record(
             "the body has no canonical JSON form",
             errors=[FieldError("body", f"cannot be canonicalised (RFC 8785): {exc}")],
         ) from exc
-    stored = ctx.repository.by_decision(command.decision_id)
-    if stored is not None:
-        return _existing(ctx, stored, fingerprint)
-    loop = asyncio.get_running_loop()
-    raw, explanation, target = await loop.run_in_executor(
-        ctx.executor, compute, model, row, command
-    )
+    # A retry is recognised under the chain lock when its record is appended, so the
+    # common path (a new decision) costs no extra read.
+    computed = await ctx.batcher.compute(model, row, command)
+    raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = _subject_key(ctx, command)
     for _attempt in range(3):
         draft, sealed_plain = build_draft(

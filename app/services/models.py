@@ -7,13 +7,26 @@ from typing import Any
 
 import structlog
 
+from app.config import Settings
 from app.errors import NotFound
+from app.explain.types import Thresholds
 from app.registry import LoadedModel
 from app.registry.loader import LoadRefused, read_version_folder
 from app.registry.model import load_version
 from app.services.context import Context
 
 log = structlog.get_logger(__name__)
+
+
+def service_thresholds(settings: Settings) -> Thresholds:
+    """The service-wide fidelity bars from the settings; manifests may only tighten them."""
+    return Thresholds(
+        additivity_exact=settings.additivity_tolerance_exact,
+        additivity_auto=settings.additivity_tolerance_auto,
+        sampling_standard_error=settings.sampling_standard_error,
+        lime_min_r2=settings.lime_min_r2,
+        exact_max_features=settings.exact_max_features,
+    )
 
 
 def version_folders(models_dir: Path) -> list[Path]:
@@ -44,8 +57,7 @@ def load_models(ctx: Context) -> dict[str, Any]:
                 model = load_version(
                     folder,
                     allow_unsafe=ctx.settings.allow_unsafe_models,
-                    tolerance_exact=ctx.settings.additivity_tolerance_exact,
-                    tolerance_auto=ctx.settings.additivity_tolerance_auto,
+                    base=service_thresholds(ctx.settings),
                 )
                 ctx.catalog.add(model, order)
             loaded.append(f"{manifest.name}/{manifest.version}")
@@ -93,5 +105,8 @@ def describe(model: LoadedModel, *, full: bool = True) -> dict[str, Any]:
             "methods": model.explainers.available(),
             "additivity_tolerance_exact": thresholds.additivity_exact,
             "additivity_tolerance_auto": thresholds.additivity_auto,
+            "sampling_standard_error": thresholds.sampling_standard_error,
+            "lime_min_r2": thresholds.lime_min_r2,
+            "exact_max_features": thresholds.exact_max_features,
         },
     }

@@ -31,9 +31,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 def test_demo_models_add_up_to_their_own_output_under_auto(
     name: str, methods: dict[str, str]
 ) -> None:
-    loaded = load_version(
-        MODELS / name / "1", allow_unsafe=False, tolerance_exact=1e-6, tolerance_auto=1e-4
-    )
+    loaded = load_version(MODELS / name / "1", allow_unsafe=False)
     model = loaded.model
     frame = model.background_frame.head(10)
     proba = loaded.model.pipeline.predict_proba(frame)
