@@ -315,13 +315,16 @@ class Repository:
         with self._reading() as conn:
             for start in range(0, len(target_ids), PAGE):
                 chunk = list(target_ids[start : start + PAGE])
+                # No ORDER BY: it would tempt the planner into a scan in seq order.
                 rows = conn.execute(
-                    select(records)
-                    .where(records.c.target_id.in_(chunk), records.c.type == record_type)
-                    .order_by(records.c.seq)
+                    select(records).where(
+                        records.c.target_id.in_(chunk), records.c.type == record_type
+                    )
                 )
                 for row in rows:
                     found.setdefault(row.target_id, []).append(StoredRecord.from_row(row))
+        for items in found.values():
+            items.sort(key=lambda r: r.seq)
         return found
 
     def head(self) -> tuple[int, str] | None:

@@ -60,7 +60,12 @@ Index(
 Index("ix_records_model_seq", records.c.model_name, records.c.model_version, records.c.seq)
 Index("ix_records_subject_seq", records.c.subject_ref, records.c.seq)
 Index("ix_records_type_seq", records.c.type, records.c.seq)
-Index("ix_records_target_id", records.c.target_id)
+Index(
+    "ix_records_target_id",
+    records.c.target_id,
+    sqlite_where=text("target_id IS NOT NULL"),
+    postgresql_where=text("target_id IS NOT NULL"),
+)
 Index("ix_records_key_seq", records.c.key_id, records.c.seq)
 Index("ix_records_model_name_seq", records.c.model_name, records.c.seq)
 Index("ix_records_model_outcome_seq", records.c.model_name, records.c.outcome, records.c.seq)
