@@ -248,7 +248,7 @@ async def explain_and_record(
     # common path (a new decision) costs no extra read.
     computed = await ctx.batcher.compute(model, row, command)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
-    digest, ref, data_key, new_subject = _subject_key(ctx, command)
+    digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
     for _attempt in range(3):
         draft, sealed_plain = build_draft(
             model, command, principal, row, raw, explanation, target, ref, fingerprint

@@ -17,9 +17,9 @@ GENESIS_HASH = "0" * 64
 RECORD_TYPES = ("explanation", "report", "review", "access", "erasure")
 
 
-def canonical(document: dict[str, Any]) -> bytes:
+def canonical(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical bytes."""
-    return rfc8785.dumps(document)
+    return rfc8785.dumps(value)
 
 
 def digest(data: bytes) -> str:
@@ -59,6 +59,36 @@ class Draft:
     outcome: str | None = None
     target_id: str | None = None
     fingerprint: str | None = None
+    _parts: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def prepare(self) -> Draft:
+        """Canonicalise the parts fixed before the chain lock (clear and sealed), so that
+        only seq, time and prev_hash are rendered while the lock is held."""
+        if self._parts is None:
+            self._parts = (canonical(self.clear), canonical(self.sealed))
+        return self
+
+    def canonical_document(self, seq: int, prev_hash: str, created_at: str) -> bytes:
+        """The JCS bytes of ``document(...)``, composed from the prepared parts: JCS orders
+        an object's members by key, each value in its own canonical form."""
+        parts = self.prepare()._parts
+        assert parts is not None
+        clear, sealed = parts
+        return b"".join(
+            (
+                b'{"clear":', clear,
+                b',"created_at":', canonical(created_at),
+                b',"id":', canonical(self.id),
+                b',"key_id":', canonical(self.key_id),
+                b',"prev_hash":', canonical(prev_hash),
+                b',"role":', canonical(self.role),
+                b',"sealed":', sealed,
+                b',"seq":', canonical(seq),
+                b',"type":', canonical(self.type),
+                b',"v":', canonical(FORMAT_VERSION),
+                b"}",
+            )
+        )  # fmt: skip
 
     def document(self, seq: int, prev_hash: str, created_at: str) -> dict[str, Any]:
         return {

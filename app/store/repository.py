@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 
-from app.store.chain import GENESIS_HASH, Draft, canonical, digest, now_iso, verify_rows
+from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
 from app.store.db import WRITE
 from app.store.tables import model_versions, records, subjects
 
@@ -145,6 +145,8 @@ class Repository:
         outcome names the existing record. Returns after the commit is durable."""
         if not items:
             return []
+        for draft, _ in items:
+            draft.prepare()  # canonicalise the fixed parts before taking the lock
         with self._writing() as conn:
             return self._append(conn, items)
 
@@ -196,7 +198,7 @@ class Repository:
             seq += 1
             # Never earlier than the previous record: time filters map onto seq ranges.
             created_at = max(now_iso(), last_created)
-            document = canonical(draft.document(seq, prev, created_at))
+            document = draft.canonical_document(seq, prev, created_at)
             record_hash = digest(document)
             rows.append(
                 draft.columns()
