@@ -88,12 +88,14 @@ def compute_many(
             continue
         results.append(InvalidInput("not explained"))
     if ready:
-        outcomes = explain_each(
-            model.explainers,
-            encoded[ready],
-            [targets[i] for i in ready],
-            [jobs[i][1].method for i in ready],
-        )
+        rows = encoded[ready]
+        with tabular.known_output(rows, raw[ready]):
+            outcomes = explain_each(
+                model.explainers,
+                rows,
+                [targets[i] for i in ready],
+                [jobs[i][1].method for i in ready],
+            )
         for i, outcome in zip(ready, outcomes, strict=True):
             if isinstance(outcome, Explanation):
                 results[i] = Computed(raw[i], outcome, targets[i])
