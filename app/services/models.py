@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from app.config import Settings
-from app.errors import NotFound
+from app.errors import NotFound, RationaleError
 from app.explain.types import Thresholds
 from app.registry import LoadedModel
 from app.registry.loader import LoadRefused, read_version_folder
 from app.registry.model import load_version
+from app.services.batching import compute_one
 from app.services.context import Context
 
 log = structlog.get_logger(__name__)
@@ -59,6 +61,7 @@ def load_models(ctx: Context) -> dict[str, Any]:
                     allow_unsafe=ctx.settings.allow_unsafe_models,
                     base=service_thresholds(ctx.settings),
                 )
+                warm(model)
                 ctx.catalog.add(model, order)
             loaded.append(f"{manifest.name}/{manifest.version}")
         except LoadRefused as exc:
@@ -67,6 +70,29 @@ def load_models(ctx: Context) -> dict[str, Any]:
             log.error("model version refused", folder=str(folder), reason=str(exc))
     log.info("models loaded", loaded=loaded, refused=len(refused))
     return {"loaded": loaded, "refused": refused}
+
+
+@dataclass(frozen=True)
+class _WarmUp:
+    method: str = "auto"
+    explained_class: str | None = None
+    output: str | None = None
+    seed: int = 0
+
+
+def warm(model: LoadedModel) -> None:
+    """Explain one background row so the explainers are built before the first request
+    (and a model that cannot be explained under ``auto`` is known at load)."""
+    row = model.model.background_frame.iloc[0].to_dict()
+    try:
+        compute_one(model, {str(k): v for k, v in row.items()}, _WarmUp())
+    except RationaleError as exc:
+        log.warning(
+            "model cannot be explained under auto",
+            model=model.name,
+            version=model.version,
+            reason=exc.detail,
+        )
 
 
 def get_model(ctx: Context, name: str, version: str | None = None) -> LoadedModel:
