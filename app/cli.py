@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
-models_app = typer.Typer(help="Model versions.")
 app.add_typer(records_app, name="records")
-app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
