@@ -179,23 +179,37 @@ def _query_latency(
     }
 
 
-def _export_peak(lines: Iterator[bytes]) -> dict[str, float]:
+def _export_peak(lines: Iterator[bytes], cap_seconds: float | None = None) -> dict[str, Any]:
+    """Peak traced memory while consuming an export; with ``cap_seconds``, stop after that
+    long (``complete`` says whether the whole export was read)."""
     tracemalloc.start()
     began = time.perf_counter()
     total = 0
+    complete = True
     for chunk in lines:
         total += len(chunk)
+        if cap_seconds is not None and time.perf_counter() - began > cap_seconds:
+            complete = False
+            break
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    close = getattr(lines, "close", None)
+    if close is not None:
+        close()
     return {
         "bytes": total,
         "seconds": round(time.perf_counter() - began, 1),
         "peak_mib": round(peak / 2**20, 2),
+        "complete": complete,
     }
 
 
 def bench_backend(
-    backend: str, checkpoints: list[int], rounds: int, seed: int = 0
+    backend: str,
+    checkpoints: list[int],
+    rounds: int,
+    seed: int = 0,
+    export_cap_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Load up to each checkpoint, then measure queries and exports at that size."""
     rng = random.Random(seed)
@@ -212,8 +226,10 @@ def bench_backend(
                 "records": size,
                 "load_records_per_s": round(rate),
                 "query": _query_latency(repository, rng, size, rounds),
-                "export_jsonl": _export_peak(jsonl_lines(repository, None, RecordFilter(), size)),
-                "export_chain": _export_peak(chain_lines(repository, size)),
+                "export_jsonl": _export_peak(
+                    jsonl_lines(repository, None, RecordFilter(), size), export_cap_seconds
+                ),
+                "export_chain": _export_peak(chain_lines(repository, size), export_cap_seconds),
             }
             results["checkpoints"].append(figures)
             print(json.dumps({"backend": backend, **figures}), flush=True)
@@ -225,12 +241,15 @@ def run_store_bench(
     small: int = 100_000,
     rounds: int = 300,
     backends: tuple[str, ...] = ("sqlite", "postgresql"),
+    export_cap_seconds: float | None = None,
 ) -> dict[str, Any]:
     """The store section: per backend, query p95 and export peak memory at ``small`` and
     ``records`` records (the bars: p95 ≤ 50 ms at 1M; export peak independent of size)."""
     out: dict[str, Any] = {}
     for backend in backends:
-        out[backend] = bench_backend(backend, [small, records], rounds)
+        out[backend] = bench_backend(
+            backend, [small, records], rounds, export_cap_seconds=export_cap_seconds
+        )
         first, last = out[backend]["checkpoints"][0], out[backend]["checkpoints"][-1]
         out[backend]["p95_ok"] = last["query"]["p95_ms"] <= 50
         out[backend]["export_peak_ratio"] = round(
@@ -245,8 +264,20 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--export-cap-seconds",
+        type=float,
+        default=None,
+        help="stop reading each export after this long (peak memory of what was read)",
+    )
     args = parser.parse_args()
-    result = run_store_bench(args.records, args.small, args.rounds, tuple(args.backends.split(",")))
+    result = run_store_bench(
+        args.records,
+        args.small,
+        args.rounds,
+        tuple(args.backends.split(",")),
+        args.export_cap_seconds,
+    )
     print(json.dumps(result, indent=2))
 
 

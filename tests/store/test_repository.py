@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from app.store.chain import GENESIS_HASH, Draft, canonical, digest, verify_rows
-from app.store.repository import NewSubject, RecordFilter, Repository
+from app.store.repository import NewSubject, RecordFilter, Repository, Subject
 from tests.store.support import explanation_draft, with_subject
 
 
@@ -59,6 +59,35 @@ def test_bulk_append_batches(repo: Repository) -> None:
     count = repo.append_bulk((with_subject(explanation_draft(i)) for i in range(25)), batch=7)
     assert count == 25 and repo.head()[0] == 25  # type: ignore[index]
     assert repo.verify()["ok"]
+
+
+def test_bulk_loaded_records_chain_on_like_appended_ones(repo: Repository) -> None:
+    """append_bulk (COPY on PostgreSQL) places rows exactly as append does: after the
+    head, gapless, each prev_hash the previous hash, columns matching the document; a
+    decision id already recorded is skipped, and new subjects are created with their
+    first record."""
+    fill(repo, 3)
+    seen = explanation_draft(100, decision_id="bulk-seen")
+    repo.append([with_subject(seen)])
+    subject = NewSubject("e" * 64, "ref-bulk", b"k" * 40)
+    items: list[tuple[Draft, NewSubject | None]] = [
+        with_subject(explanation_draft(i)) for i in range(30)
+    ]
+    items[5] = with_subject(explanation_draft(5, decision_id="bulk-seen"))
+    items[7] = (explanation_draft(7, subject_ref="ref-bulk"), subject)
+    assert repo.append_bulk(items, batch=8) == 29
+    fill(repo, 2)  # an ordinary append continues the bulk-loaded chain
+    stored = rows(repo)
+    assert [r["seq"] for r in stored] == list(range(1, 3 + 1 + 29 + 2 + 1))
+    prev = GENESIS_HASH
+    for row in stored:
+        assert row["prev_hash"] == prev and row["hash"] == digest(row["document"])
+        assert isinstance(row["document"], bytes) and isinstance(row["seq"], int)
+        prev = row["hash"]
+    assert repo.by_decision("bulk-seen").id == seen.id  # type: ignore[union-attr]
+    assert repo.subject("e" * 64) == Subject("e" * 64, "ref-bulk", b"k" * 40)
+    result = repo.verify()
+    assert result["ok"] and result["records_checked"] == len(stored)
 
 
 def test_a_decision_id_gets_one_explanation_record(repo: Repository) -> None:
