@@ -1,12 +1,15 @@
 """Rationale's benchmark: ``python -m bench`` (or ``make bench``), see SPEC §9 and §10.10.
 
-One run on one machine measures the bare explainer call in-process and the service over
-HTTP (1 and 2 workers, durable records), and writes ``bench/results.md``.
+One run on one machine measures the bare explainer call in-process, the model-agnostic
+path against naive KernelExplainer (error against a 20,000-sample reference), and the
+service over HTTP (1 and 2 workers, durable records) on the three demo models and a
+30-feature MLP pipeline built at bench time (bench/breast_cancer.py), and writes
+``bench/results.md``. The record-store section (1M records) is opt-in: ``--store``.
 
 Sections are registered in ``bench.__main__.SECTIONS`` (name → function taking a ``Run``
-and returning a ``report.Section``). To add one (e.g. model-agnostic fidelity, or the
-record store at 1M records), write ``bench/<name>.py`` with a ``run(run) -> Section``
-function and add it to the registry; the report renders every section it is given.
+and returning a ``report.Section``); ``OPT_IN`` ones run only when asked for. To add one,
+write ``bench/<name>.py`` and a section function, and add it to the registry; the report
+renders every section it is given.
 """
 
 from __future__ import annotations

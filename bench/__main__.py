@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import bench  # noqa: F401 - sets the BLAS thread variables before numpy loads
-from bench import bare, profile_path, service
-from bench.data import EXACT_MODELS, TREE_MODELS
+from bench import agnostic, bare, profile_path, service
+from bench.data import AGNOSTIC_MODELS, EXACT_MODELS, TREE_MODELS
 from bench.report import Section, contention_note, environment, machine_sample, render, table
 
 HERE = Path(__file__).resolve().parent
@@ -23,6 +23,8 @@ FLOOR_RATIO, AIM_RATIO = 1.5, 1.0
 """Tree model: service p50 over HTTP / bare in-process p50 (floor, aim)."""
 FLOOR_RATE, AIM_RATE = 250.0, 400.0
 """Tree model: explanations/s to 8 concurrent clients on 2 cores (floor, aim)."""
+FLOOR_AGNOSTIC = 20.0
+"""Model-agnostic: naive KernelExplainer time / ours (floor), with no larger error."""
 
 
 @dataclass
@@ -40,6 +42,18 @@ class Settings:
     workers: list[int]
     cross_check: bool
     profile_n: int
+    agnostic_rows: int
+    """Rows timed in the agnostic section (ours and naive KernelExplainer)."""
+    agnostic_error_rows: int
+    """Rows (the first of those timed) with a 20,000-sample reference."""
+    agnostic_budget_s: float
+    """Wall-time budget of the reference rows (at least one row is always done)."""
+    agnostic_cross_rows: int
+    agnostic_cross_permutations: int
+    store_records: int
+    store_small: int
+    store_rounds: int
+    store_backends: tuple[str, ...]
 
 
 @dataclass
@@ -49,10 +63,21 @@ class Run:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    models = args.models.split(",") if args.models else [*TREE_MODELS, *EXACT_MODELS]
+    models = (
+        args.models.split(",") if args.models else [*TREE_MODELS, *EXACT_MODELS, *AGNOSTIC_MODELS]
+    )
+    backends = tuple(args.store_backends.split(","))
     if args.quick:
-        return Settings(True, models, 60, 20, 0, 60, 300, 5, 8, 10, [1, 2], False, 30)
-    return Settings(False, models, 300, 90, 6, 300, 1500, 15, 8, 30, [1, 2], True, 200)
+        return Settings(
+            True, models, 60, 20, 0, 60, 300, 5, 8, 10, [1, 2], False, 30,
+            10, 3, 40, 1, 2000,
+            20_000, 5_000, 50, backends,
+        )  # fmt: skip
+    return Settings(
+        False, models, 300, 90, 6, 300, 1500, 15, 8, 30, [1, 2], True, 200,
+        40, 20, 150, 3, 10_000,
+        1_000_000, 100_000, 300, backends,
+    )  # fmt: skip
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -63,6 +88,8 @@ def section_bare(run: Run) -> Section:
     out: dict[str, Any] = {}
     body = []
     for name in s.models:
+        if name in AGNOSTIC_MODELS:
+            continue  # its bare comparator, naive KernelExplainer, is timed in "agnostic"
         kind = "tree" if name in TREE_MODELS else "exact"
         print(f"bare {name} ({kind}) ...", flush=True)
         result = bare.run_model(name, kind, s.n, s.bare_budget_s, s.bare_parallel_s)
@@ -99,7 +126,9 @@ def section_bare(run: Run) -> Section:
         "(categoricals as integer codes decoded inside `f`): exact interventional Shapley "
         "values against the same background, the numbers the service returns. The one-row "
         "DataFrames are built before timing. explanations/s = calls / wall time; the 2-process "
-        "column runs the `spec` call in two spawned processes at once.\n\n"
+        "column runs the `spec` call in two spawned processes at once. For breast-cancer (30 "
+        "raw features, an MLP: model-agnostic) the bare call is naive `shap.KernelExplainer` "
+        "with its defaults, timed in the model-agnostic section.\n\n"
         + table(
             [
                 "model",
@@ -121,6 +150,7 @@ def section_service(run: Run) -> Section:
     out: dict[str, Any] = {}
     body = []
     integrity = []
+    catalogs = []
     for workers in s.workers:
         print(f"service, {workers} worker(s) ...", flush=True)
         result = service.run_workers(
@@ -134,13 +164,30 @@ def section_service(run: Run) -> Section:
             cross_check=s.cross_check and workers == max(s.workers),
         )
         out[str(workers)] = result
+        catalog = result.get("catalog", {})
+        catalogs.append(
+            [
+                workers,
+                (catalog.get("readyz") or {}).get("models", "-"),
+                (catalog.get("readyz") or {}).get("refused", "-"),
+                ", ".join(str(n) for n in catalog.get("names", [])),
+            ]
+        )
         for name, entry in result["models"].items():
             lat, thr = entry["latency"], entry["throughput"]
             other = entry.get("throughput_httpx")
+            probe = entry.get("probe", {})
+            runs = [entry["warmup"], lat, thr] + ([other] if other else [])
+            refused = sum(r.get("failed_by_status", {}).get("422", 0) for r in runs)
+            refused += probe.get("statuses", {}).get("422", 0)
+            non201 = sum(r["failed"] for r in runs) + sum(
+                n for k, n in probe.get("statuses", {}).items() if k != "201"
+            )
             body.append(
                 [
                     name,
                     workers,
+                    ", ".join(f"`{m}`" for m in probe.get("methods", {})) or "-",
                     lat["n"],
                     lat["p50_ms"],
                     lat["p95_ms"],
@@ -148,7 +195,8 @@ def section_service(run: Run) -> Section:
                     thr["p50_ms"],
                     thr["p95_ms"],
                     thr["ok"],
-                    lat["failed"] + thr["failed"] + (other["failed"] if other else 0),
+                    non201,
+                    refused,
                     f"{100 * thr['client_cpu_share']:.0f}%",
                     f"{other['per_s']:.0f}/s" if other else "-",
                 ]
@@ -167,11 +215,20 @@ def section_service(run: Run) -> Section:
         "asyncio, one HTTP/1.1 keep-alive connection per client, prebuilt requests, in the "
         "bench process on the same 2 cores; its CPU use is shown. The httpx column repeats "
         "the throughput run with 8 threads × `httpx.Client` (keep-alive) as a cross-check: "
-        "the heavier client takes CPU from the server.\n\n"
+        "the heavier client takes CPU from the server. The method is what `auto` chose, read "
+        f"from the bodies of {service.PROBES} sequential requests per model (the load runs do "
+        "not parse bodies). non-201 counts every request that was not answered 201 (warm-up, "
+        "probes and load runs); 422 counts those the service refused, e.g. a sampling "
+        "estimate that did not meet its standard-error bar.\n\n"
+        + "Models the server loaded (`GET /readyz`, names from `GET /v1/models`; breast-cancer "
+        "is built at bench time, bench/breast_cancer.py):\n\n"
+        + table(["workers", "/readyz models", "refused", "GET /v1/models"], catalogs)
+        + "\n\n"
         + table(
             [
                 "model",
                 "workers",
+                "method (auto)",
                 "n",
                 "p50 ms (1 client)",
                 "p95 ms (1 client)",
@@ -180,6 +237,7 @@ def section_service(run: Run) -> Section:
                 "p95 ms under load",
                 "201s in load run",
                 "non-201",
+                "of which 422",
                 "client CPU",
                 "httpx threads",
             ],
@@ -192,22 +250,74 @@ def section_service(run: Run) -> Section:
         )
     )
     failures = [
-        f"- {workers} worker(s), {name}, {what}: {entry[what]['failed']} failed, e.g. "
-        f"`{entry[what]['failure_samples'][:2]}`"
+        f"- {workers} worker(s), {name}, {what}: {entry[what]['failed']} failed "
+        f"({entry[what].get('failed_by_status')}), e.g. "
+        f"`{list(entry[what].get('failure_sample_by_status', {}).values())[:3]}`"
         for workers, result in out.items()
         for name, entry in result["models"].items()
         for what in ("latency", "throughput", "throughput_httpx")
         if what in entry and entry[what]["failed"]
     ]
+    failures += [
+        f"- {workers} worker(s), {name}, warm-up: {entry['warmup']['failed']} failed "
+        f"({entry['warmup']['failed_by_status']})"
+        for workers, result in out.items()
+        for name, entry in result["models"].items()
+        if entry.get("warmup", {}).get("failed")
+    ]
+    failures += [
+        f"- {workers} worker(s), {name}, probe requests: `{entry['probe']['refusals'][:2]}`"
+        for workers, result in out.items()
+        for name, entry in result["models"].items()
+        if entry.get("probe", {}).get("refusals")
+    ]
+    sampling = [
+        [
+            name,
+            workers,
+            ", ".join(f"`{m}` ×{n}" for m, n in entry["probe"]["methods"].items()),
+            ", ".join(str(r) for r in entry["probe"]["rounds"]) or "-",
+            entry["probe"]["max_standard_error"]
+            if entry["probe"]["max_standard_error"] is not None
+            else "-",
+            entry["probe"]["max_additivity_residual"]
+            if entry["probe"]["max_additivity_residual"] is not None
+            else "-",
+        ]
+        for workers, result in out.items()
+        for name, entry in result["models"].items()
+        if name in AGNOSTIC_MODELS and "probe" in entry
+    ]
+    if sampling:
+        md += (
+            "\n\nModel-agnostic model as served (probe requests; standard error and "
+            "additivity residual as reported in the response's fidelity block):\n\n"
+            + table(
+                [
+                    "model",
+                    "workers",
+                    "methods",
+                    "rounds",
+                    "max standard error",
+                    "max abs additivity residual",
+                ],
+                [[*r[:4], _num(r[4]), _num(r[5])] for r in sampling],
+            )
+        )
     if failures:
         md += "\n\nFailures:\n\n" + "\n".join(failures)
     return Section("service", "The service over HTTP", md, out)
 
 
 def section_ratios(run: Run) -> Section:
-    bare_r, svc = run.results.get("bare"), run.results.get("service")
+    bare_r, svc = dict(run.results.get("bare") or {}), run.results.get("service")
+    agnostic_r = run.results.get("agnostic")
+    if agnostic_r:
+        # Breast-cancer's bare call: naive KernelExplainer (predict_proba + shap_values with
+        # shap's defaults), timed in the agnostic section on the same kind of rows.
+        bare_r[agnostic_r["model"]] = {"variants": {"spec": agnostic_r["naive"]}}
     if not bare_r or not svc:
-        return Section("ratios", "Ratios", "Needs the `bare` and `service` sections.")
+        return Section("ratios", "Ratios", "Needs the `service` section and `bare` or `agnostic`.")
     body, verdicts = [], []
     for name, b in bare_r.items():
         spec = b["variants"]["spec"]
@@ -247,7 +357,12 @@ def section_ratios(run: Run) -> Section:
         "Service over HTTP with the record durably stored, against the bare call in-process "
         "on the same rows. p50 ratio < 1 means the service is faster than the bare call. "
         "Throughput ratios: service at 8 clients over the bare call on one thread, and over "
-        "the bare call in two processes (the fair comparison for 2 workers on 2 cores).\n\n"
+        "the bare call in two processes (the fair comparison for 2 workers on 2 cores). "
+        "Bare call: TreeSHAP for the tree models and `shap.ExactExplainer` for recidivism "
+        "(the same numbers the service returns); for breast-cancer (30 features, an MLP) there "
+        "is no exact bare call that fits a request, so its bare comparator is what a user would "
+        "write instead, naive `shap.KernelExplainer` with its defaults (model-agnostic "
+        "section; a different, noisier estimate, not the same numbers).\n\n"
         + table(
             [
                 "model",
@@ -267,6 +382,13 @@ def section_ratios(run: Run) -> Section:
         )
     )
     return Section("ratios", "Ratios, floors and aims", md, {"rows": body, "verdicts": verdicts})
+
+
+def _num(value: Any) -> str:
+    """A small float in a table: scientific below 1e-3."""
+    if isinstance(value, float):
+        return f"{value:.2e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
+    return str(value)
 
 
 def _verdict(floor: bool, aim: bool) -> str:
@@ -321,21 +443,242 @@ def section_profile(run: Run) -> Section:
     )
 
 
+def section_agnostic(run: Run) -> Section:
+    s = run.settings
+    if not any(name in AGNOSTIC_MODELS for name in s.models):
+        return Section("agnostic", "Model-agnostic path", "Skipped: breast-cancer not in --models.")
+    print("agnostic breast-cancer ...", flush=True)
+    r = agnostic.run(
+        s.agnostic_rows,
+        s.agnostic_error_rows,
+        s.agnostic_budget_s,
+        s.agnostic_cross_rows,
+        s.agnostic_cross_permutations,
+    )
+    run.results["agnostic"] = r
+    ours, naive, no_l1, ref = r["ours"], r["naive"], r["no_l1"], r["reference"]
+    ratio = r["ratio_p50"]
+    error_ok = ours["error"]["rmse"] <= naive["error"]["rmse"]
+    speed_ok = ratio >= FLOOR_AGNOSTIC
+    print(
+        f"  naive/ours p50 {ratio:.1f}× (floor {FLOOR_AGNOSTIC:.0f}×); RMSE ours "
+        f"{ours['error']['rmse']:.5f} vs naive {naive['error']['rmse']:.5f}"
+    )
+    short = r["rows_with_reference"] < r["rows_asked_for_reference"]
+    md = (
+        f"{agnostic.__doc__.split(chr(10) + chr(10), 1)[1].strip()}\n\n"
+        f"Timed over {r['rows_timed']} rows (the same rows for every method, one at a time, "
+        "one thread, explainers built once and not timed); errors on the first "
+        f"{r['rows_with_reference']} of them"
+        + (
+            f" (the reference's {r['reference_budget_s']:.0f} s budget ran out after "
+            f"{r['rows_with_reference']} of {r['rows_asked_for_reference']} rows)"
+            if short
+            else ""
+        )
+        + ". RMSE pools every (row, feature) cell; max |error| is the largest cell.\n\n"
+        + table(
+            [
+                "method",
+                "n timed",
+                "p50 ms",
+                "p95 ms",
+                "explanations/s (1 thread)",
+                "rows with reference",
+                "RMSE vs reference",
+                "max abs error",
+            ],
+            [
+                [
+                    "ours: `shap.permutation` (engine, as served)",
+                    ours["n"],
+                    ours["p50_ms"],
+                    ours["p95_ms"],
+                    ours["per_s"],
+                    ours["error"]["rows"],
+                    _num(ours["error"]["rmse"]),
+                    _num(ours["error"]["max_abs"]),
+                ],
+                [
+                    "naive `KernelExplainer` (shap defaults)",
+                    naive["n"],
+                    naive["p50_ms"],
+                    naive["p95_ms"],
+                    naive["per_s"],
+                    naive["error"]["rows"],
+                    _num(naive["error"]["rmse"]),
+                    _num(naive["error"]["max_abs"]),
+                ],
+                [
+                    "`KernelExplainer`, default nsamples, `l1_reg=False`",
+                    no_l1["n"],
+                    no_l1["p50_ms"],
+                    no_l1["p95_ms"],
+                    "-",
+                    no_l1["error"]["rows"],
+                    _num(no_l1["error"]["rmse"]),
+                    _num(no_l1["error"]["max_abs"]),
+                ],
+                [
+                    f"reference: `KernelExplainer`, nsamples={ref['nsamples']}, `l1_reg=False`",
+                    ref["n"],
+                    ref["p50_ms"],
+                    ref["p95_ms"],
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                ],
+            ],
+        )
+        + f"\n\nOurs, as reported by the engine: {ours['refused']} of {ours['n']} rows refused "
+        f"(fidelity bar), rounds {ours['rounds']} (100 antithetic pairs each), standard error "
+        f"median {_num(ours['median_standard_error'])}, max {_num(ours['max_standard_error'])} "
+        f"(bar 0.02·max(1, |output|)); additivity residual max "
+        f"{_num(ours['max_additivity_residual'])}. The reference adds up to f(x) − E f(background) "
+        f"within {_num(ref['max_additivity_residual'])}. Naive Kernel's attributions had "
+        f"{'/'.join(str(k) for k in naive['nonzero_features'])} non-zero features of "
+        f"{r['features']} per row (shap's default feature selection)."
+    )
+    if ours["refusal_samples"]:
+        md += f" Refusals, e.g.: `{ours['refusal_samples'][:2]}`."
+    cross = r["cross_check"]
+    if cross.get("rows"):
+        md += (
+            f"\n\nCross-check of the reference on {cross['rows']} row(s): an independent "
+            f"permutation estimate ({cross['permutations']} antithetic pairs, seed 1, own "
+            f"standard error ≤ {_num(cross['own_standard_error_max'])}). RMSE against it: the "
+            f"Kernel reference {_num(cross['reference_vs_cross']['rmse'])}, ours "
+            f"{_num(cross['ours_vs_cross']['rmse'])}, naive Kernel "
+            f"{_num(cross['naive_vs_cross']['rmse'])}, Kernel without selection "
+            f"{_num(cross['no_l1_vs_cross']['rmse'])}."
+        )
+    md += (
+        f"\n\nFloor (issue 11): ≥ {FLOOR_AGNOSTIC:.0f}× faster than naive KernelExplainer with "
+        "no larger error.\n\n"
+        + table(
+            ["check", "measured", "verdict"],
+            [
+                [
+                    "time naive / ours (p50)",
+                    f"{ratio:.1f}× (mean {r['ratio_mean']:.1f}×)",
+                    "meets floor" if speed_ok else "**below floor**",
+                ],
+                [
+                    "RMSE ours ≤ naive",
+                    f"{_num(ours['error']['rmse'])} vs {_num(naive['error']['rmse'])}",
+                    "meets floor" if error_ok else "**below floor**",
+                ],
+                [
+                    "(context) RMSE ours ≤ Kernel without selection",
+                    f"{_num(ours['error']['rmse'])} vs {_num(no_l1['error']['rmse'])}",
+                    "yes" if ours["error"]["rmse"] <= no_l1["error"]["rmse"] else "no",
+                ],
+            ],
+        )
+    )
+    return Section("agnostic", "Model-agnostic path: permutation vs KernelExplainer", md, r)
+
+
+def section_store(run: Run) -> Section:
+    """Opt-in (``--store`` or ``--only store``): bench/store.py's ``run_store_bench``."""
+    from bench import store
+
+    s = run.settings
+    out: dict[str, Any] = {}
+    body = []
+    notes = []
+    for backend in s.store_backends:
+        print(f"store {backend}: {s.store_small} then {s.store_records} records ...", flush=True)
+        try:
+            result = store.run_store_bench(
+                s.store_records, s.store_small, s.store_rounds, (backend,)
+            )
+        except Exception as exc:  # e.g. no PostgreSQL on this machine
+            traceback.print_exc()
+            notes.append(f"- {backend}: skipped ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        entry = result[backend]
+        out[backend] = entry
+        for point in entry["checkpoints"]:
+            body.append(
+                [
+                    backend,
+                    point["records"],
+                    point["load_records_per_s"],
+                    point["query"]["p50_ms"],
+                    point["query"]["p95_ms"],
+                    point["query"]["max_ms"],
+                    point["export_jsonl"]["peak_mib"],
+                    point["export_chain"]["peak_mib"],
+                    "yes"
+                    if point["export_jsonl"].get("complete", True)
+                    and point["export_chain"].get("complete", True)
+                    else "no (time cap)",
+                ]
+            )
+        notes.append(
+            f"- {backend}: query p95 ≤ 50 ms at {s.store_records} records: "
+            f"{'yes' if entry['p95_ok'] else '**no**'}; JSONL export peak memory ratio "
+            f"(large / small): {entry['export_peak_ratio']}"
+        )
+    run.results["store"] = out
+    md = (
+        "bench/store.py: records bulk-loaded through the repository, then filtered queries "
+        f"(pages of 100 rendered records, {s.store_rounds} queries) and full exports at two "
+        "log sizes. Not part of the default run (`--store` or `--only store`).\n\n"
+        + table(
+            [
+                "backend",
+                "records",
+                "load records/s",
+                "query p50 ms",
+                "query p95 ms",
+                "query max ms",
+                "JSONL export peak MiB",
+                "chain export peak MiB",
+                "exports read in full",
+            ],
+            body,
+        )
+        + "\n\n"
+        + "\n".join(notes)
+    )
+    return Section("store", "Record store at scale", md, out)
+
+
 SECTIONS: dict[str, Callable[[Run], Section]] = {
     "bare": section_bare,
+    "agnostic": section_agnostic,
     "service": section_service,
     "ratios": section_ratios,
     "profile": section_profile,
+    "store": section_store,
 }
-"""Every section, in run order. Later: "agnostic" (permutation estimator vs KernelExplainer
-against a 20,000-sample reference) and "store" (1M records, query p95, export memory)."""
+"""Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
+comparator)."""
+OPT_IN = ("store",)
+"""Sections left out of the default run (slow: the store section loads 1M records)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run (~1-2 min)")
     parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
-    parser.add_argument("--models", help="comma-separated demo models (default: all three)")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="also run the record-store section (1M records; not in the default run)",
+    )
+    parser.add_argument(
+        "--store-backends",
+        default="sqlite,postgresql",
+        help="backends of the store section (PostgreSQL: RATIONALE_BENCH_PG_ADMIN)",
+    )
+    parser.add_argument(
+        "--models",
+        help="comma-separated models (default: the three demo models and breast-cancer)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -343,7 +686,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
     args = parser.parse_args(argv)
-    names = args.only.split(",") if args.only else list(SECTIONS)
+    names = (
+        args.only.split(",")
+        if args.only
+        else [n for n in SECTIONS if n not in OPT_IN or (n == "store" and args.store)]
+    )
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")

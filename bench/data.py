@@ -20,6 +20,9 @@ TREE_MODELS = ("credit-risk", "income")
 """Tree demo models: bare comparator is TreeSHAP (SPEC §10.10)."""
 EXACT_MODELS = ("recidivism",)
 """Non-tree demo models: bare comparator is shap.ExactExplainer over raw features."""
+AGNOSTIC_MODELS = ("breast-cancer",)
+"""Built at bench time (bench/breast_cancer.py): 30 raw features, an MLP; bare comparator is
+shap.KernelExplainer with its defaults (the ``agnostic`` section)."""
 
 
 @dataclass
@@ -101,3 +104,12 @@ def rows(name: str, count: int = 300, seed: int = 0) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def request_rows(name: str, count: int = 300, seed: int = 0) -> list[dict[str, Any]]:
+    """Request rows of a demo model or of a bench-built one."""
+    if name in AGNOSTIC_MODELS:
+        from bench import breast_cancer
+
+        return breast_cancer.rows(count, seed)
+    return rows(name, count, seed)

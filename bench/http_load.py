@@ -37,6 +37,15 @@ class Outcome:
         out["ok"] = self.ok
         out["failed"] = len(self.failures)
         out["failure_samples"] = self.failures[:5]
+        statuses: dict[str, int] = {}
+        first: dict[str, str] = {}
+        for failure in self.failures:
+            key = failure.split(":", 1)[0]
+            statuses[key] = statuses.get(key, 0) + 1
+            first.setdefault(key, failure)
+        # Failures by HTTP status (or exception name): a 422 is a refused explanation.
+        out["failed_by_status"] = statuses
+        out["failure_sample_by_status"] = first
         out["elapsed_s"] = self.elapsed
         out["per_s"] = self.ok / self.elapsed if self.elapsed > 0 else 0.0
         out["client_cpu_share"] = self.client_cpu_s / self.elapsed if self.elapsed > 0 else 0.0

@@ -126,6 +126,9 @@ async def _profile_model(name: str, n: int) -> dict[str, Any]:
             ctx.writer = InlineWriter(ctx.repository)
             ctx.executor.shutdown(wait=True)
             ctx.executor = InlineExecutor()
+            batcher = getattr(ctx, "batcher", None)
+            if batcher is not None:  # the micro-batcher holds its own reference
+                batcher.executor = ctx.executor
             bodies = Bodies(name, rows(name, 300), f"prof-{int(time.time())}-{name}")
             await _drive(app, key, bodies, 30, None)
             plain = await _drive(app, key, bodies, n, None)

@@ -19,6 +19,8 @@ from bench.data import ROOT
 LIBRARIES = (
     "shap",
     "scikit-learn",
+    "skops",
+    "scipy",
     "numpy",
     "pandas",
     "fastapi",

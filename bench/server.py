@@ -34,6 +34,7 @@ class Server:
     """A served Rationale; use as a context manager (the process group is always killed)."""
 
     workers: int = 1
+    models_dir: Path = MODELS_DIR
     ready_timeout: float = 180.0
     port: int = 0
     backend_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -62,7 +63,7 @@ class Server:
                 "RATIONALE_DATABASE_URL": self.database_url,
                 "RATIONALE_SECRET_KEY": secrets.token_urlsafe(48),
                 "RATIONALE_API_KEYS": f"{self.backend_key}:backend,{self.support_key}:support",
-                "RATIONALE_MODELS_DIR": str(MODELS_DIR),
+                "RATIONALE_MODELS_DIR": str(self.models_dir),
             }
         )
         return env
@@ -107,6 +108,32 @@ class Server:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"server not ready after {self.ready_timeout}s:\n{self.log_tail()}")
+
+    def request_json(
+        self, path: str, body: dict[str, Any] | None = None, timeout: float = 60.0
+    ) -> tuple[int, Any]:
+        """One GET (or POST of ``body``) as the backend role: (status, parsed JSON body)."""
+        import json
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={
+                "Authorization": f"Bearer {self.backend_key}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
 
     def log_tail(self, lines: int = 30) -> str:
         if self.folder is None or not (self.folder / "server.log").exists():

@@ -1,0 +1,269 @@
+"""Model-agnostic path: the service's permutation estimator against naive KernelExplainer.
+
+On the bench-built breast-cancer pipeline (30 raw features, an MLP; bench/breast_cancer.py),
+in-process, one thread, one row at a time, explaining the probability of the predicted
+class:
+
+- ours: ``load_version(folder, allow_unsafe=False)`` once, then per row
+  ``model.encode([row])`` + ``explain_rows(explainers, encoded, Target("probability",
+  class_index, seed=0), "shap.permutation")`` (fidelity checks included, as served);
+- naive: ``pipeline.predict_proba(row_df)`` + ``shap.KernelExplainer(f, background)
+  .shap_values(x)`` with shap's defaults (nsamples = 2·30 + 2048, l1_reg
+  "num_features(10)"), ``f`` = the predicted class's ``predict_proba`` column over the 30
+  raw features (numpy in, DataFrame built inside ``f``), background = the same 100 rows the
+  service uses; one explainer per class, built once (not timed);
+- Kernel without feature selection: the same with ``l1_reg=False`` (context: shap's
+  default selection keeps 10 of the 30 features and gives the other 20 exactly zero);
+- reference: the same KernelExplainer with ``nsamples=20000, l1_reg=False``.
+
+Errors are against the reference, per row over the 30 features (RMSE, max |error|).
+Cross-check of the reference: on a few rows, a second, independent reference from the
+permutation estimator (another seed, many more permutations), since Kernel-vs-Kernel
+errors may be correlated (both enumerate the smallest and largest coalitions).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import breast_cancer
+from bench.stats import summary
+
+REFERENCE_NSAMPLES = 20_000
+
+
+def _errors(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    diff = np.asarray(estimate, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
+    return {"rmse": float(np.sqrt(np.mean(diff**2))), "max_abs": float(np.max(np.abs(diff)))}
+
+
+def _pooled(estimates: list[np.ndarray], references: list[np.ndarray]) -> dict[str, Any]:
+    """RMSE over every (row, feature) cell, max |error|, and the per-row RMSEs."""
+    if not estimates:
+        return {"rows": 0, "rmse": float("nan"), "max_abs": float("nan"), "row_rmse": []}
+    diff = np.vstack(estimates) - np.vstack(references)
+    return {
+        "rows": len(estimates),
+        "rmse": float(np.sqrt(np.mean(diff**2))),
+        "max_abs": float(np.max(np.abs(diff))),
+        "row_rmse": [float(np.sqrt(np.mean(d**2))) for d in diff],
+    }
+
+
+def run(
+    n_time: int,
+    n_error: int,
+    budget_s: float,
+    cross_rows: int,
+    cross_permutations: int,
+) -> dict[str, Any]:
+    """Timings over ``n_time`` rows; errors on the first ``n_error`` of them (fewer if the
+    reference's ``budget_s`` runs out; at least one row is always done)."""
+    import shap
+
+    from app.explain import FidelityFailure, Target
+    from app.explain.engine import explain_rows
+    from app.explain.permutation import PermutationShap
+    from app.explain.types import ExplainerUnavailable
+    from app.registry.model import load_version
+
+    folder = breast_cancer.version_folder()
+    loaded = load_version(folder, allow_unsafe=False)
+    tabular = loaded.model
+    pipeline = tabular.pipeline
+    names = tabular.feature_names
+    background = tabular.background_frame[names].to_numpy(dtype=np.float64)
+    data = breast_cancer.rows(max(n_time, n_error) + 5, seed=1)
+    warm, data = data[:5], data[5:]
+    frames = [pd.DataFrame([r], columns=names).astype("float64") for r in data]
+    xs = [frame.to_numpy(dtype=np.float64) for frame in frames]
+    classes = [int(np.argmax(pipeline.predict_proba(frame)[0])) for frame in frames]
+
+    def f_for(index: int) -> Any:
+        def f(x: np.ndarray) -> np.ndarray:
+            return np.asarray(pipeline.predict_proba(pd.DataFrame(x, columns=names))[:, index])
+
+        return f
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernels = {c: shap.KernelExplainer(f_for(c), background) for c in (0, 1)}
+
+    # -- ours: the engine as the service calls it -----------------------------------------
+    def ours(i: int) -> Any:
+        encoded = tabular.encode([data[i]])
+        return explain_rows(
+            loaded.explainers,
+            encoded,
+            Target("probability", classes[i], seed=0),
+            "shap.permutation",
+        )[0]
+
+    for row in warm:  # builds the estimator once (not timed)
+        c = int(np.argmax(pipeline.predict_proba(pd.DataFrame([row], columns=names))[0]))
+        explain_rows(
+            loaded.explainers,
+            tabular.encode([row]),
+            Target("probability", c, seed=0),
+            "shap.permutation",
+        )
+    our_times: list[float] = []
+    our_values: list[np.ndarray | None] = []
+    refusals: list[str] = []
+    residuals: list[float] = []
+    standard_errors: list[float] = []
+    rounds: list[int] = []
+    for i in range(n_time):
+        t0 = time.perf_counter()
+        try:
+            explanation = ours(i)
+        except (FidelityFailure, ExplainerUnavailable) as exc:
+            our_times.append(time.perf_counter() - t0)
+            refusals.append(f"{type(exc).__name__}: {exc}")
+            our_values.append(None)
+            continue
+        our_times.append(time.perf_counter() - t0)
+        our_values.append(np.asarray(explanation.contributions, dtype=np.float64))
+        residuals.append(abs(float(explanation.additivity_residual)))
+        standard_errors.append(float(explanation.fidelity["standard_error"]))
+        rounds.append(int(explanation.parameters["rounds"]))
+    print(
+        f"  ours: p50 {1000 * np.median(our_times):.1f} ms over {n_time} rows, "
+        f"{len(refusals)} refused"
+    )
+
+    # -- naive KernelExplainer (shap defaults) -----------------------------------------------
+    def kernel(i: int, **options: Any) -> tuple[np.ndarray, float]:
+        np.random.seed(i)  # KernelExplainer samples with numpy's global generator
+        t0 = time.perf_counter()
+        pipeline.predict_proba(frames[i])
+        values = kernels[classes[i]].shap_values(xs[i], silent=True, **options)
+        elapsed = time.perf_counter() - t0
+        return np.ravel(np.asarray(values, dtype=np.float64)), elapsed
+
+    naive_times: list[float] = []
+    naive_values: list[np.ndarray] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernel(0)  # warm-up
+        for i in range(n_time):
+            values, elapsed = kernel(i)
+            naive_times.append(elapsed)
+            naive_values.append(values)
+    print(f"  naive KernelExplainer: p50 {1000 * np.median(naive_times):.0f} ms over {n_time} rows")
+
+    # -- reference (and Kernel without feature selection) on the first rows ------------------
+    reference: list[np.ndarray] = []
+    reference_times: list[float] = []
+    no_l1_values: list[np.ndarray] = []
+    no_l1_times: list[float] = []
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(min(n_error, n_time)):
+            if i > 0 and time.perf_counter() - started > budget_s:
+                break
+            values, elapsed = kernel(i, l1_reg=False)
+            no_l1_values.append(values)
+            no_l1_times.append(elapsed)
+            np.random.seed(100_000 + i)
+            t0 = time.perf_counter()
+            values = kernels[classes[i]].shap_values(
+                xs[i], silent=True, nsamples=REFERENCE_NSAMPLES, l1_reg=False
+            )
+            reference_times.append(time.perf_counter() - t0)
+            reference.append(np.ravel(np.asarray(values, dtype=np.float64)))
+    done = len(reference)
+    print(
+        f"  reference (Kernel, nsamples={REFERENCE_NSAMPLES}): {done} rows, "
+        f"{np.mean(reference_times):.1f} s each"
+    )
+    paired = [i for i in range(done) if our_values[i] is not None]
+    ours_error = _pooled(
+        [our_values[i] for i in paired],  # type: ignore[misc]
+        [reference[i] for i in paired],
+    )
+    naive_error = _pooled(naive_values[:done], reference)
+    no_l1_error = _pooled(no_l1_values, reference)
+    # Reference sanity: Kernel adds up to f(x) - E f(background) by its constraint.
+    f_background = {c: float(np.ravel(kernels[c].fnull)[0]) for c in (0, 1)}
+    reference_residual = max(
+        abs(
+            float(reference[i].sum())
+            - float(pipeline.predict_proba(frames[i])[0, classes[i]])
+            + f_background[classes[i]]
+        )
+        for i in range(done)
+    )
+
+    # -- cross-check of the reference: an independent permutation estimate ------------------
+    cross: dict[str, Any] = {"rows": 0}
+    if cross_rows > 0 and done:
+        estimator = PermutationShap(tabular, permutations=cross_permutations, max_rounds=1)
+        precise: list[np.ndarray] = []
+        cross_errors: list[float] = []
+        t0 = time.perf_counter()
+        for i in range(min(cross_rows, done)):
+            explanation = estimator.explain(
+                tabular.encode([data[i]]), Target("probability", classes[i], seed=1)
+            )[0]
+            precise.append(np.asarray(explanation.contributions, dtype=np.float64))
+            cross_errors.append(float(explanation.fidelity["standard_error"]))
+        k = len(precise)
+        cross = {
+            "rows": k,
+            "permutations": cross_permutations,
+            "seconds_per_row": (time.perf_counter() - t0) / k,
+            "own_standard_error_max": max(cross_errors),
+            "reference_vs_cross": _pooled(reference[:k], precise),
+            "ours_vs_cross": _pooled(
+                [our_values[i] for i in range(k) if our_values[i] is not None],  # type: ignore[misc]
+                [precise[i] for i in range(k) if our_values[i] is not None],
+            ),
+            "naive_vs_cross": _pooled(naive_values[:k], precise),
+            "no_l1_vs_cross": _pooled(no_l1_values[:k], precise),
+        }
+        print(
+            f"  cross-check on {k} rows: Kernel-{REFERENCE_NSAMPLES} reference vs permutation "
+            f"({cross_permutations} pairs) RMSE {cross['reference_vs_cross']['rmse']:.5f}"
+        )
+
+    ours_t, naive_t = summary(our_times), summary(naive_times)
+    return {
+        "model": breast_cancer.NAME,
+        "features": len(names),
+        "rows_timed": n_time,
+        "rows_with_reference": done,
+        "rows_asked_for_reference": min(n_error, n_time),
+        "reference_budget_s": budget_s,
+        "ours": ours_t
+        | {
+            "per_s": n_time / sum(our_times),
+            "refused": len(refusals),
+            "refusal_samples": refusals[:3],
+            "max_additivity_residual": max(residuals) if residuals else float("nan"),
+            "max_standard_error": max(standard_errors) if standard_errors else float("nan"),
+            "median_standard_error": float(np.median(standard_errors))
+            if standard_errors
+            else float("nan"),
+            "rounds": {str(r): rounds.count(r) for r in sorted(set(rounds))},
+            "error": ours_error,
+        },
+        "naive": naive_t
+        | {
+            "per_s": n_time / sum(naive_times),
+            "error": naive_error,
+            "nonzero_features": sorted({int(np.count_nonzero(v)) for v in naive_values}),
+        },
+        "no_l1": summary(no_l1_times) | {"error": no_l1_error},
+        "reference": summary(reference_times)
+        | {"nsamples": REFERENCE_NSAMPLES, "max_additivity_residual": reference_residual},
+        "cross_check": cross,
+        "ratio_p50": naive_t["p50_ms"] / ours_t["p50_ms"],
+        "ratio_mean": naive_t["mean_ms"] / ours_t["mean_ms"],
+    }
