@@ -33,11 +33,11 @@ class PermutationShap:
     exact: ClassVar[bool] = False
     additive: ClassVar[bool] = True
     batchable: ClassVar[bool] = False
-    default_permutations: ClassVar[int] = 100
+    default_permutations: ClassVar[int] = 32
     """Antithetic pairs of permutations per round."""
     default_background_per_permutation: ClassVar[int] = 4
     """Background rows each pair averages over (rounded so every row is used equally)."""
-    default_max_rounds: ClassVar[int] = 16
+    default_max_rounds: ClassVar[int] = 50
     """Rounds at most; a round adds ``permutations`` pairs while the error is too large."""
 
     @classmethod
@@ -186,10 +186,10 @@ class PermutationShap:
         for start in range(0, pairs, per_call):
             stop = min(pairs, start + per_call)
             switched = column_position[start:stop, :, None, :] < steps[None, None, :, None]
-            rows = background[blocks[start:stop]]
-            cells = np.where(
-                switched[:, :, :, None, :], row[None, None, None, None, :], rows[:, None, None]
-            )
+            # Contiguous from the start, so the reshape below is a view, not a copy.
+            cells = np.empty((stop - start, 2, m - 1, size, width), dtype=background.dtype)
+            cells[...] = background[blocks[start:stop]][:, None, None]
+            np.copyto(cells, row, where=switched[:, :, :, None, :])
             outputs = self.model.output(cells.reshape(-1, width), target)
             out[start:stop] = outputs.reshape(stop - start, 2, m - 1, size).mean(axis=3)
         return out

@@ -10,6 +10,7 @@ from scipy.special import logit
 
 from app.explain import ExplainerUnavailable, FidelityFailure, explain_rows
 from app.explain.base import fold
+from app.explain.permutation import PermutationShap
 from tests.explain.conftest import Case
 
 
@@ -183,7 +184,8 @@ def test_permutation_estimate_is_within_its_error_of_the_exact_values(
         assert np.abs(s.contributions - e.contributions).max() <= 4 * error
         assert s.base_value == pytest.approx(e.base_value, abs=1e-12)
         assert abs(s.additivity_residual) <= 1e-12
-        assert s.parameters["permutations"] >= 100 and s.parameters["seed"] == 0
+        assert s.parameters["permutations"] >= PermutationShap.default_permutations
+        assert s.parameters["seed"] == 0
     assert_adds_up(case, sampled, "probability", 1, 1e-12)
 
 
