@@ -532,7 +532,8 @@ def section_agnostic(run: Run) -> Section:
             ],
         )
         + f"\n\nOurs, as reported by the engine: {ours['refused']} of {ours['n']} rows refused "
-        f"(fidelity bar), rounds {ours['rounds']} (100 antithetic pairs each), standard error "
+        f"(fidelity bar), rounds {ours['rounds']} ({ours['pairs_per_round']} antithetic pairs "
+        f"each), standard error "
         f"median {_num(ours['median_standard_error'])}, max {_num(ours['max_standard_error'])} "
         f"(bar 0.02·max(1, |output|)); additivity residual max "
         f"{_num(ours['max_additivity_residual'])}. The reference adds up to f(x) − E f(background) "

@@ -252,6 +252,7 @@ def run(
             if standard_errors
             else float("nan"),
             "rounds": {str(r): rounds.count(r) for r in sorted(set(rounds))},
+            "pairs_per_round": PermutationShap.default_permutations,
             "error": ours_error,
         },
         "naive": naive_t

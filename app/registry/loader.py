@@ -13,6 +13,8 @@ from app.registry.manifest import Manifest, read_manifest
 TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
     {
         "sklearn.tree._tree.Tree",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
         "sklearn._loss.link.Interval",
         "sklearn._loss.link.LogitLink",
         "sklearn._loss.link.IdentityLink",

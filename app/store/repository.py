@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, true
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
 
 from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
@@ -21,6 +21,8 @@ from app.store.tables import model_versions, records, subjects
 CHAIN_LOCK_KEY = 0x5241_5449  # "RATI": PostgreSQL advisory lock id of the chain
 PAGE = 500
 """Rows fetched per round trip when streaming (exports, verify)."""
+EXPLANATION_ONLY = text("records.type = 'explanation'")
+"""Matches the partial unique index on decision_id (``WHERE type = 'explanation'``)."""
 
 
 @dataclass(frozen=True)
@@ -325,10 +327,10 @@ class Repository:
         found: dict[str, StoredRecord] = {}
         for start in range(0, len(decision_ids), PAGE):
             chunk = sorted(set(decision_ids[start : start + PAGE]))
+            # The predicate is written as the partial unique index's own text, so the
+            # planner uses that index whatever its statistics say.
             rows = conn.execute(
-                select(records).where(
-                    records.c.decision_id.in_(chunk), records.c.type == "explanation"
-                )
+                select(records).where(records.c.decision_id.in_(chunk), EXPLANATION_ONLY)
             )
             for row in rows:
                 found[row.decision_id] = StoredRecord.from_row(row)
