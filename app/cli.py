@@ -35,8 +35,7 @@ def serve(
     # One BLAS thread per worker: explanations are parallel across requests, not within.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    import uvicorn
-
+    from app import serving
     from app.logging import configure
     from app.store import migrate
     from app.store.db import make_engine
@@ -47,16 +46,7 @@ def serve(
     migrate.upgrade(engine)
     engine.dispose()
     console.print(f"Rationale serving on http://{host}:{port} ({workers} worker(s))")
-    uvicorn.run(
-        "app.main:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    serving.run(host, port, workers)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, 
 from sqlalchemy.exc import IntegrityError
 
 from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
-from app.store.db import WRITE
+from app.store.db import WRITE, WriterGate
 from app.store.tables import model_versions, records, subjects
 
 CHAIN_LOCK_KEY = 0x5241_5449  # "RATI": PostgreSQL advisory lock id of the chain
@@ -129,6 +129,7 @@ class Repository:
         self.is_postgres = engine.dialect.name == "postgresql"
         self._bind = bind
         self._bind_lock = threading.RLock()
+        self._gate = WriterGate.for_engine(engine)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -147,7 +148,11 @@ class Repository:
                 self._lock_chain(self._bind)
                 yield self._bind
             return
-        with self.engine.connect().execution_options(**WRITE) as conn, conn.begin():
+        with (
+            self._gate.hold(),
+            self.engine.connect().execution_options(**WRITE) as conn,
+            conn.begin(),
+        ):
             self._lock_chain(conn)
             yield conn
 

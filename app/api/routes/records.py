@@ -27,7 +27,7 @@ MEDIA = {
 }
 
 
-def filters(
+async def filters(
     model: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     version: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     subject_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,

@@ -1,0 +1,90 @@
+"""Worker processes for ``rationale serve``.
+
+Each worker binds its own listening socket with ``SO_REUSEPORT``, so the kernel spreads
+incoming connections across the workers. (With one shared socket, as uvicorn's own
+``--workers`` does, the first worker to wake accepts every connection that is waiting:
+a few keep-alive clients then all land on one process while the others idle.) The parent
+starts the workers, restarts one that dies, and stops them all on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import structlog
+
+APP = "app.main:app_factory"
+log = structlog.get_logger(__name__)
+
+
+def _config(**extra: object) -> object:
+    import uvicorn
+
+    return uvicorn.Config(
+        APP,
+        factory=True,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(host: str, port: int) -> None:
+    import uvicorn
+
+    sock = _listening_socket(host, port)
+    server = uvicorn.Server(_config())  # type: ignore[arg-type]
+    server.run(sockets=[sock])
+
+
+def run(host: str, port: int, workers: int) -> None:
+    """Serve on host:port with ``workers`` processes; returns when they have stopped."""
+    if workers == 1:
+        import uvicorn
+
+        uvicorn.Server(_config(host=host, port=port)).run()  # type: ignore[arg-type]
+        return
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(host, port), name="rationale-worker")
+        process.start()
+        return process
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                process.terminate()
+
+    processes = [start() for _ in range(workers)]
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        for i, process in enumerate(processes):
+            if not process.is_alive() and not stopping:
+                log.error("worker exited; starting another", exitcode=process.exitcode)
+                processes[i] = start()
+        time.sleep(0.5)
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
