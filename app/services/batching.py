@@ -43,6 +43,17 @@ class Explainable(Protocol):
 
 
 @dataclass(frozen=True)
+class Options:
+    """Explanation options of a row: by default ``auto``, the predicted class, its
+    probability, seed 0."""
+
+    method: str = "auto"
+    explained_class: str | None = None
+    output: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Computed:
     """A row's prediction (predict_proba or predict output) and its explanation."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from app.explain.types import Thresholds
 from app.registry import LoadedModel
 from app.registry.loader import LoadRefused, read_version_folder
 from app.registry.model import load_version
-from app.services.batching import compute_one
+from app.services.batching import Options, compute_one
 from app.services.context import Context
 
 log = structlog.get_logger(__name__)
@@ -72,20 +71,12 @@ def load_models(ctx: Context) -> dict[str, Any]:
     return {"loaded": loaded, "refused": refused}
 
 
-@dataclass(frozen=True)
-class _WarmUp:
-    method: str = "auto"
-    explained_class: str | None = None
-    output: str | None = None
-    seed: int = 0
-
-
 def warm(model: LoadedModel) -> None:
     """Explain one background row so the explainers are built before the first request
     (and a model that cannot be explained under ``auto`` is known at load)."""
     row = model.model.background_frame.iloc[0].to_dict()
     try:
-        compute_one(model, {str(k): v for k, v in row.items()}, _WarmUp())
+        compute_one(model, {str(k): v for k, v in row.items()}, Options())
     except RationaleError as exc:
         log.warning(
             "model cannot be explained under auto",

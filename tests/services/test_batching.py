@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import pytest
 
 from app.errors import InvalidInput
 from app.registry.model import load_version
 from app.services.batching import ExplainBatcher, compute_many, compute_one
+from app.services.batching import Options as Job
 from tests.helpers import MODELS, instances
-
-
-@dataclass(frozen=True)
-class Job:
-    method: str = "auto"
-    explained_class: str | None = None
-    output: str | None = None
-    seed: int = 0
 
 
 @pytest.mark.parametrize("name", ["credit-risk", "income", "recidivism"])
