@@ -22,7 +22,6 @@ from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
 from app.services.batching import compute_one
 from app.services.context import Context
-from app.services.models import get_model
 from app.services.records import explanation_view, open_sealed
 from app.store.chain import Draft, associated_data, canonical
 from app.store.repository import NewSubject, StoredRecord
@@ -296,5 +295,4 @@ __all__ = [
     "ExplainResult",
     "command_from_body",
     "explain_and_record",
-    "get_model",
 ]

@@ -14,7 +14,7 @@ from app.errors import NotFound
 from app.security.crypto import ServerKeys, unseal
 from app.security.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
 from app.services.context import Context
-from app.store.chain import FORMAT_VERSION, Draft, associated_data
+from app.store.chain import Draft, associated_data
 from app.store.repository import Repository, StoredRecord, Subject
 
 
@@ -202,7 +202,6 @@ async def read_explanation(
 
 
 __all__ = [
-    "FORMAT_VERSION",
     "explanation_view",
     "find_explanation",
     "log_access",
