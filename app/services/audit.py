@@ -8,8 +8,9 @@ from typing import Any
 
 from app.errors import Conflict, FieldError, InvalidInput, RationaleError
 from app.security.principals import Principal
+from app.services.batching import Options, compute_one
 from app.services.context import Context
-from app.services.explanations import LIBRARY_VERSIONS, ExplainCommand, compute
+from app.services.explanations import LIBRARY_VERSIONS
 from app.services.query import decode_cursor, encode_cursor, parse_time
 from app.services.records import find_explanation, log_access, open_sealed
 from app.store.repository import StoredRecord
@@ -179,22 +180,14 @@ def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
             "cannot replay: the served artifact differs from the recorded one",
             extra={"reason": "artifact_changed"},
         )
-    command = ExplainCommand(
-        model=model.name,
-        version=model.version,
-        decision_id=clear["decision_id"],
-        subject_id=None,
-        instance=sealed["input"],
-        attributes=None,
+    options = Options(
         method=recorded["method"],
-        top_k=None,
         explained_class=recorded.get("explained_class"),
         output=recorded.get("output"),
         seed=int(recorded.get("seed") or 0),
-        body={},
     )
     try:
-        _raw, explanation, _target = compute(model, sealed["input"], command)
+        explanation = compute_one(model, sealed["input"], options).explanation
     except RationaleError as exc:
         raise Conflict(
             f"cannot replay: recomputing with {recorded['method']} failed: {exc.detail}",
@@ -230,7 +223,7 @@ def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
         "match": same_method and not differences,
         "tolerance": REPLAY_TOLERANCE,
         "method": {"recorded": recorded["method"], "replayed": explanation.method},
-        "seed": command.seed,
+        "seed": options.seed,
         "base_value": {"recorded": recorded.get("base_value"), "replayed": explanation.base_value},
         "differences": differences,
         "versions_changed": versions_changed,

@@ -20,9 +20,8 @@ from app.registry import LoadedModel
 from app.registry.validation import check_row
 from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
-from app.services.batching import compute_one
 from app.services.context import Context
-from app.services.records import explanation_view, open_sealed
+from app.services.records import explanation_view, render_page
 from app.store.chain import Draft, associated_data, canonical
 from app.store.repository import NewSubject, StoredRecord
 
@@ -113,14 +112,6 @@ def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[s
     if errors:
         raise InvalidInput("the request does not fit the model", errors=errors)
     return model, row
-
-
-def compute(
-    model: LoadedModel, row: dict[str, Any], command: ExplainCommand
-) -> tuple[np.ndarray, Explanation, Target]:
-    """CPU work for one row alone: encode once, predict, explain and check fidelity."""
-    computed = compute_one(model, row, command)
-    return computed.raw, computed.explanation, computed.target
 
 
 def _prediction(model: LoadedModel, raw: Any) -> dict[str, Any]:
@@ -225,9 +216,8 @@ def _existing(ctx: Context, stored: StoredRecord, fingerprint: str) -> ExplainRe
             "decision_id already has an explanation record made from a different request body",
             extra={"record_id": stored.id},
         )
-    document = json.loads(stored.document)
-    view = explanation_view(document, open_sealed(ctx, document), stored)
-    view["reviews"] = []
+    # The caller has just sent the same data: the record is returned with it opened.
+    (view,) = render_page(ctx.repository, ctx.keys, [stored])
     return ExplainResult(created=False, view=view)
 
 
