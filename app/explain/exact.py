@@ -82,6 +82,7 @@ class ExactShapley:
         return Explanation(
             method=self.name,
             base_value=float(value[0]),
+            exactness="exact",
             contributions=phi,
             model_output=model_output,
             parameters={"background_rows": n, "coalitions": len(self.members)},

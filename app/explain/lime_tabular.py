@@ -131,6 +131,8 @@ class LimeTabular:
             base_value=float(result.intercept[1]),
             contributions=contributions,
             model_output=model_output,
+            exactness="approximate",
+            approximates="the model near this instance, by a weighted linear surrogate (LIME)",
             fidelity={"local_r2": float(result.score), "surrogate_prediction": surrogate},
             parameters={
                 "num_samples": self.samples,

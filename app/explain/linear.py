@@ -130,6 +130,7 @@ class LinearShap:
                 base_value=base,
                 contributions=folded[i],
                 model_output=outputs[i],
+                exactness="exact",
                 parameters={"background_rows": len(self.model.background)},
             )
             for i in range(len(encoded))

@@ -108,6 +108,8 @@ class PermutationShap:
             base_value=float(np.mean(f_background)),
             contributions=phi,
             model_output=f_row,
+            exactness="estimated",
+            standard_errors=error,
             fidelity={"standard_error": float(error.max())},
             parameters={
                 "permutations": self.permutations * rounds,

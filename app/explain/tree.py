@@ -21,7 +21,13 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from app.explain.base import fold
 from app.explain.model import TabularModel
-from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
+from app.explain.types import (
+    Exactness,
+    ExplainerUnavailable,
+    Explanation,
+    Target,
+    Thresholds,
+)
 
 TREE_MODELS: tuple[type, ...] = (
     DecisionTreeClassifier,
@@ -96,12 +102,15 @@ class TreeShap:
         values, base = self._select(values, expected, target)
         folded = fold(values, self.model.groups)
         outputs = self.model.output(encoded, target)
+        exactness, approximates = self._exactness(target)
         return [
             Explanation(
                 method=self.name,
                 base_value=base,
                 contributions=folded[i],
                 model_output=float(outputs[i]),
+                exactness=exactness,
+                approximates=approximates,
                 parameters={
                     "feature_perturbation": "interventional",
                     "model_output": "probability" if target.output == "probability" else "raw",
@@ -110,6 +119,15 @@ class TreeShap:
             )
             for i in range(len(encoded))
         ]
+
+    def _exactness(self, target: Target) -> tuple[Exactness, str | None]:
+        """shap's per-column values summed per feature are the raw feature's Shapley value
+        only when every feature owns one column; boosted trees add up in log-odds only."""
+        if any(len(group) > 1 for group in self.model.groups):
+            return "approximate", "raw-feature Shapley values, by summing per-column values"
+        if target.output == "probability" and isinstance(self.model.estimator, BOOSTED):
+            return "approximate", "probability values rescaled from exact log-odds values"
+        return "exact", None
 
     def _select(
         self, values: np.ndarray, expected: np.ndarray, target: Target

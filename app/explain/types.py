@@ -8,6 +8,10 @@ from typing import Any, Literal
 import numpy as np
 
 OutputSpace = Literal["probability", "log_odds", "prediction"]
+Exactness = Literal["exact", "estimated", "approximate"]
+"""How a number relates to the Shapley value it names (SPEC §6): ``exact`` (closed form,
+tree algorithms where they are exact, enumeration), ``estimated`` (sampling, with a
+standard error per feature) or ``approximate`` (``approximates`` says of what)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ class Explanation:
     base_value: float
     contributions: np.ndarray
     model_output: float
+    exactness: Exactness
+    approximates: str | None = None
+    """For ``approximate`` values: what they approximate, in words."""
+    standard_errors: np.ndarray | None = None
+    """For ``estimated`` values: the standard error of each feature's contribution."""
     fidelity: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
 

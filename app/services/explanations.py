@@ -123,6 +123,17 @@ def _prediction(model: LoadedModel, raw: Any) -> dict[str, Any]:
     return {"label": classes[int(np.argmax(raw))], "probabilities": probabilities}
 
 
+def _attribution(explanation: Explanation, names: list[str], i: int) -> dict[str, Any]:
+    """A feature's clear attribution: its contribution, and its standard error if sampled."""
+    item: dict[str, Any] = {
+        "feature": names[i],
+        "contribution": float(explanation.contributions[i]),
+    }
+    if explanation.standard_errors is not None:
+        item["standard_error"] = float(explanation.standard_errors[i])
+    return item
+
+
 def build_draft(
     model: LoadedModel,
     command: ExplainCommand,
@@ -161,11 +172,10 @@ def build_draft(
             "output": target.output,
             "explained_class": explained_class,
             "model_output": explanation.model_output,
+            "exactness": explanation.exactness,
+            "approximates": explanation.approximates,
             "base_value": explanation.base_value,
-            "attributions": [
-                {"feature": names[i], "contribution": float(explanation.contributions[i])}
-                for i in order
-            ],
+            "attributions": [_attribution(explanation, names, i) for i in order],
             "fidelity": explanation.fidelity,
             "seed": command.seed,
             "parameters": explanation.parameters | {"top_k": command.top_k},
