@@ -1,49 +1,75 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
+#
+# Set-up never writes into the system Python: it makes .venv/ with `python3 -m venv`, brings
+# the pinned uv into it, and installs the hashed locks there. `make run` installs the runtime
+# lock only (requirements.lock); `make test` adds the development lock (requirements-dev.lock,
+# compiled with the runtime lock as a constraint, so the two never disagree).
 SHELL := /bin/bash
-PYTHON ?= python3
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
 UV_VERSION := 0.13.8
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null)
-STAMP := $(VENV)/.installed
+UV := $(VENV)/bin/uv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+LOCK_FLAGS := --generate-hashes --no-header --python-version 3.11
 
-.PHONY: setup run test lint typecheck pytest lock models bench clean
+.PHONY: setup setup-dev run test lint typecheck pytest lock models bench clean
 
-$(STAMP): requirements.lock pyproject.toml
-	@if ! command -v uv >/dev/null 2>&1; then $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"; fi
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	uv pip install --python $(PY) --require-hashes -r requirements.lock
-	uv pip install --python $(PY) --no-deps -e .
-	@touch $(STAMP)
+# The venv and the pinned uv inside it, with a clear message when Python is not fit.
+$(UV):
+	@command -v "$(PYTHON)" >/dev/null 2>&1 || { \
+	  echo "make: no python3 found. Install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)." >&2; exit 1; }
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+	  echo "make: Rationale needs Python 3.11; $(PYTHON) is $$("$(PYTHON)" -c 'import platform; print(platform.python_version())'). Install python3.11 or run: make PYTHON=/path/to/python3.11 ..." >&2; exit 1; }
+	@"$(PYTHON)" -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "make: $(PYTHON) has no working venv module. Install it (Debian/Ubuntu: apt-get install python3.11-venv)." >&2; exit 1; }
+	@test -x $(PY) || "$(PYTHON)" -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-setup: $(STAMP)
+$(RUNTIME_STAMP): requirements.lock pyproject.toml | $(UV)
+	$(UV) pip install --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@rm -f $(DEV_STAMP)
+	@touch $@
+
+$(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
+	$(UV) pip install --python $(PY) --require-hashes -r requirements-dev.lock
+	@touch $@
+
+setup: $(RUNTIME_STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 run: setup
 	@$(VENV)/bin/rationale local-secrets
 	@RATIONALE_SECRET_KEY="$${RATIONALE_SECRET_KEY:-$$(cat var/secret_key)}" \
 	RATIONALE_API_KEYS="$${RATIONALE_API_KEYS:-$$(cat var/api_keys)}" \
-	$(VENV)/bin/rationale serve --host 127.0.0.1 --port 8000
+	exec $(VENV)/bin/rationale serve --host $(HOST) --port $(PORT)
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check app tests bench models
 	$(VENV)/bin/ruff format --check app tests bench models
 
-typecheck: setup
+typecheck: setup-dev
 	$(VENV)/bin/mypy app
 
-pytest: setup
+pytest: setup-dev
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest
 
-lock:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	uv pip compile pyproject.toml --extra dev --generate-hashes --no-header --python-version 3.11 -o requirements.lock
+# Refresh both locks (versions and hashes only: no index or download address is recorded).
+lock: $(UV)
+	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra dev -c requirements.lock $(LOCK_FLAGS) -o requirements-dev.lock
 
 models: setup
 	$(PY) models/train.py
 
-bench: setup
+bench: setup-dev
 	$(PY) -m bench
 
 clean:

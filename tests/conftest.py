@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.helpers import make_settings
+from tests.helpers import REPORT_LINES, make_settings
 
 
 @pytest.fixture
@@ -22,3 +22,11 @@ def settings(tmp_path: Path) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures tests reported (see ``tests.helpers.report``)."""
+    if REPORT_LINES:
+        terminalreporter.section("figures reported by tests")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)

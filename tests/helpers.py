@@ -71,6 +71,15 @@ def instances(model: str, count: int = 5, version: str = "1") -> list[dict[str, 
     ]
 
 
+REPORT_LINES: list[str] = []
+"""Figures a test wants in the CI log (printed in pytest's terminal summary)."""
+
+
+def report(line: str) -> None:
+    """Keep a line for the end-of-run summary, so CI logs show it even when the test passes."""
+    REPORT_LINES.append(line)
+
+
 def unique_id(prefix: str = "d") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
