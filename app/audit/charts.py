@@ -53,9 +53,7 @@ def fairness_png(figures: dict[str, Any]) -> bytes:
     figure = Figure(figsize=(7, 3.5))
     axis = figure.subplots()
     groups = figures["groups"]
-    regression = figures.get("mean_prediction_difference") is not None or (
-        groups and groups[0].get("favourable_rate") is None
-    )
+    regression = "mean_prediction_difference" in figures
     key = "mean_prediction" if regression else "favourable_rate"
     axis.bar([g["group"] for g in groups], [g[key] or 0.0 for g in groups], color=INK)
     for i, g in enumerate(groups):
