@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
 app.add_typer(records_app, name="records")
+audit_app = typer.Typer(help="Fairness and impact audits over the stored decisions, as HTML.")
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
@@ -171,6 +173,97 @@ def _chain_file_rows(path: Path) -> Iterator[dict[str, Any]]:
                 yield {"document": base64.b64decode(item["document"]), "hash": item["hash"]}
             except (ValueError, KeyError, TypeError, binascii.Error):
                 yield {"document": b"", "hash": f"line {number} is not a chain export line"}
+
+
+def _audit(out: Path, compute: Any, render: Any, endpoint: str, filters: dict[str, Any]) -> None:
+    """Load the models, stream the records with a progress bar, write the HTML report, and
+    append the access record an audit read owes (key id ``local-cli``, role admin)."""
+    import asyncio
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from app.errors import RationaleError
+    from app.security.principals import Principal, Role
+    from app.services.context import Context
+    from app.services.models import load_models
+    from app.services.records import log_access
+    from app.store import migrate
+
+    ctx = Context.create(_settings())
+    try:
+        if not migrate.is_current(ctx.engine):
+            console.print("the database schema is not migrated; run `rationale migrate-db`")
+            raise typer.Exit(2)
+        load_models(ctx)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task("reading decisions: 0", total=None)
+
+            def advance(seen: int) -> None:
+                progress.update(task, description=f"reading decisions: {seen}")
+
+            try:
+                figures = compute(ctx, advance)
+            except RationaleError as exc:
+                console.print(f"[red]{exc}[/red] {getattr(exc, 'errors', '')}")
+                raise typer.Exit(2) from exc
+        principal = Principal("local-cli", Role.ADMIN)
+        asyncio.run(log_access(ctx, principal, endpoint, [], filters=filters))
+        out.write_text(render(figures))
+        console.print(f"{figures.get('decisions', 0)} decisions; report written to {out}")
+    finally:
+        ctx.close()
+
+
+@audit_app.command("fairness")
+def audit_fairness(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    attribute: Annotated[str, typer.Option(help="A protected feature or attribute.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+) -> None:
+    """Group fairness figures of a model's stored decisions, as a self-contained HTML file."""
+    from app.audit.render import fairness_html
+    from app.services.audits import AuditScope, compute_fairness
+
+    scope = AuditScope(model, version, since, until)
+    filters = {"model": model, "version": version, "attribute": attribute}
+    _audit(
+        out,
+        lambda ctx, advance: compute_fairness(ctx, scope, attribute, advance),
+        fairness_html,
+        "rationale audit fairness",
+        {k: v for k, v in (filters | {"since": since, "until": until}).items() if v},
+    )
+
+
+@audit_app.command("impact")
+def audit_impact(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    bucket: Annotated[str, typer.Option(help="day or week.")] = "day",
+) -> None:
+    """A model's decisions, favourable rate and what weighs most over time, as HTML."""
+    from app.audit.render import impact_html
+    from app.services.audits import AuditScope, compute_impact
+
+    if bucket not in ("day", "week"):
+        raise typer.BadParameter("day or week", param_hint="--bucket")
+    scope = AuditScope(model, version, since, until)
+    filters = {"model": model, "version": version, "since": since, "until": until}
+    _audit(
+        out,
+        lambda ctx, advance: compute_impact(ctx, scope, bucket, advance),  # type: ignore[arg-type]
+        impact_html,
+        "rationale audit impact",
+        {k: v for k, v in (filters | {"bucket": bucket}).items() if v},
+    )
 
 
 def _settings() -> Settings:

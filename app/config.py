@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     """How long a SQLite writer waits for the file lock before failing."""
 
+    fairness_min_group: int = Field(default=20, ge=1)
+    """Smallest group reported by a fairness audit; smaller groups are listed as withheld."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 

@@ -28,6 +28,8 @@ class Feature(_Strict):
     categories: list[str] | None = None
     actionable: bool = False
     protected: bool = False
+    bins: list[float] | None = None
+    """Inner bin edges grouping a numeric protected value in fairness audits (bin [a, b))."""
 
     @model_validator(mode="after")
     def _categories_match_type(self) -> Feature:
@@ -37,6 +39,11 @@ class Feature(_Strict):
             raise ValueError(f"numeric feature {self.name!r} cannot list categories")
         if self.categories and len(set(self.categories)) != len(self.categories):
             raise ValueError(f"feature {self.name!r} lists a category twice")
+        if self.bins is not None:
+            if self.type != "numeric":
+                raise ValueError(f"only a numeric feature has bins ({self.name!r})")
+            if not self.bins or any(b <= a for a, b in zip(self.bins, self.bins[1:], strict=False)):
+                raise ValueError(f"bins of {self.name!r} must be strictly increasing")
         return self
 
 

@@ -25,7 +25,9 @@ class Permission(enum.StrEnum):
     VERIFY = "verify"
     ACCESS_LOG = "read_access_log"
     REPLAY = "replay"
-    FAIRNESS = "fairness"
+    FAIRNESS = "audit_fairness"
+    IMPACT = "audit_impact"
+    REPORT_OUTCOME = "report_outcomes"
     MANAGE_MODELS = "manage_models"
     MANAGE_KEYS = "manage_keys"
     ERASE = "erase"
@@ -42,11 +44,19 @@ _AUDIT = frozenset(
         Permission.ACCESS_LOG,
         Permission.REPLAY,
         Permission.FAIRNESS,
+        Permission.IMPACT,
     }
 )
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.BACKEND: frozenset({Permission.EXPLAIN, Permission.READ_RECORD, Permission.READ_MODELS}),
+    Role.BACKEND: frozenset(
+        {
+            Permission.EXPLAIN,
+            Permission.READ_RECORD,
+            Permission.READ_MODELS,
+            Permission.REPORT_OUTCOME,
+        }
+    ),
     Role.SUPPORT: frozenset(
         {
             Permission.READ_RECORD,

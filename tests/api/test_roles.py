@@ -29,6 +29,10 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
     ("POST", "/v1/explanations/{record_id}/replay", AUDIT, 200),
     ("GET", "/v1/audit/verify", AUDIT, 200),
     ("GET", "/v1/audit/access-log", AUDIT, 200),
+    ("POST", "/v1/decisions/{decision_id}/actual-outcome", frozenset({"backend", "admin"}), 201),
+    ("GET", "/v1/audit/fairness", AUDIT, 200),
+    ("GET", "/v1/models/{name}/impact", AUDIT, 200),
+    ("GET", "/v1/models/{name}/impact.png", AUDIT, 200),
 ]
 
 
@@ -67,6 +71,11 @@ def call(
             "instance": instances("recidivism", 1)[0],
         }
         return client.post(path, json=body, headers=headers)
+    if template.endswith("/actual-outcome"):
+        return client.post(path, json={"actual": "no"}, headers=headers)
+    if template == "/v1/audit/fairness":
+        params = {"model": "recidivism", "attribute": "race"}
+        return client.get(path, params=params, headers=headers)
     return client.request(method, path, headers=headers)
 
 

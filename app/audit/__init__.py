@@ -1,0 +1,1 @@
+"""Audits over the stored decisions: fairness by group, impact over time (pure: no HTTP, no SQL)."""
