@@ -202,6 +202,12 @@ def test_the_planted_disparity_is_found_and_its_proxy_ranks_first(planted: Any) 
     assert {p["feature"] for p in result["proxies"]} == set(NUMERIC + CATEGORICAL)
 
 
+def test_reported_outcomes_keep_the_chain_verifying(planted: Any) -> None:
+    client, _ = planted
+    verify = client.get("/v1/audit/verify", headers=auth("auditor")).json()
+    assert verify["ok"], verify["first_bad"]
+
+
 def test_small_groups_are_withheld_not_counted(planted: Any) -> None:
     client, state = planted
     result = _fairness(client)
