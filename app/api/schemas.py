@@ -64,6 +64,7 @@ class ExplanationRecord(BaseModel):
     attributes: dict[str, Any] | None
     sealed: Literal["open", "withheld"]
     reviews: list[dict[str, Any]]
+    review_requests: list[dict[str, Any]] = []
     record: RecordLink
 
 

@@ -20,6 +20,9 @@ class Permission(enum.StrEnum):
     READ_MODELS = "read_models"
     READ_REPORT = "read_report"
     REVIEW = "review"
+    REQUEST_REVIEW = "request_review"
+    READ_REVIEWS = "read_reviews"
+    FIND_SUBJECT = "find_subject_decisions"
     QUERY = "query"
     EXPORT = "export"
     VERIFY = "verify"
@@ -45,6 +48,8 @@ _AUDIT = frozenset(
         Permission.REPLAY,
         Permission.FAIRNESS,
         Permission.IMPACT,
+        Permission.READ_REVIEWS,
+        Permission.FIND_SUBJECT,
     }
 )
 
@@ -55,6 +60,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_RECORD,
             Permission.READ_MODELS,
             Permission.REPORT_OUTCOME,
+            Permission.REQUEST_REVIEW,
+            Permission.READ_REVIEWS,
         }
     ),
     Role.SUPPORT: frozenset(
@@ -63,6 +70,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_MODELS,
             Permission.READ_REPORT,
             Permission.REVIEW,
+            Permission.REQUEST_REVIEW,
+            Permission.READ_REVIEWS,
+            Permission.FIND_SUBJECT,
         }
     ),
     Role.AUDITOR: _AUDIT,

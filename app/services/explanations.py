@@ -267,6 +267,7 @@ async def explain_and_record(
         document = json.loads(outcome.record.document)
         view = explanation_view(document, sealed_plain, outcome.record)
         view["reviews"] = []
+        view["review_requests"] = []
         return ExplainResult(created=True, view=view)
     raise RuntimeError(f"subject of {digest[:8]} kept changing while appending")
 
