@@ -19,6 +19,7 @@ class Permission(enum.StrEnum):
     READ_RECORD = "read_record"
     READ_MODELS = "read_models"
     READ_REPORT = "read_report"
+    ISSUE_REPORT = "issue_report"
     REVIEW = "review"
     QUERY = "query"
     EXPORT = "export"
@@ -46,12 +47,20 @@ _AUDIT = frozenset(
 )
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.BACKEND: frozenset({Permission.EXPLAIN, Permission.READ_RECORD, Permission.READ_MODELS}),
+    Role.BACKEND: frozenset(
+        {
+            Permission.EXPLAIN,
+            Permission.READ_RECORD,
+            Permission.READ_MODELS,
+            Permission.ISSUE_REPORT,
+        }
+    ),
     Role.SUPPORT: frozenset(
         {
             Permission.READ_RECORD,
             Permission.READ_MODELS,
             Permission.READ_REPORT,
+            Permission.ISSUE_REPORT,
             Permission.REVIEW,
         }
     ),
