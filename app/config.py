@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 
+    review_contact: str = Field(
+        default="the team that made this decision", min_length=1, max_length=500
+    )
+    """How a person asks for a human review of a decision; printed in every report."""
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:

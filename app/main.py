@@ -10,7 +10,16 @@ from fastapi import FastAPI
 import app as package
 from app.api import problems
 from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import audit, audits, explanations, health, models, records, reviews
+from app.api.routes import (
+    audit,
+    audits,
+    explanations,
+    health,
+    models,
+    records,
+    reports,
+    reviews,
+)
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
@@ -51,6 +60,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(audits.router)
     app.include_router(reviews.router)
+    app.include_router(reports.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

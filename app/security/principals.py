@@ -19,6 +19,7 @@ class Permission(enum.StrEnum):
     READ_RECORD = "read_record"
     READ_MODELS = "read_models"
     READ_REPORT = "read_report"
+    ISSUE_REPORT = "issue_report"
     REVIEW = "review"
     REQUEST_REVIEW = "request_review"
     READ_REVIEWS = "read_reviews"
@@ -62,6 +63,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REPORT_OUTCOME,
             Permission.REQUEST_REVIEW,
             Permission.READ_REVIEWS,
+            Permission.ISSUE_REPORT,
         }
     ),
     Role.SUPPORT: frozenset(
@@ -69,6 +71,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_RECORD,
             Permission.READ_MODELS,
             Permission.READ_REPORT,
+            Permission.ISSUE_REPORT,
             Permission.REVIEW,
             Permission.REQUEST_REVIEW,
             Permission.READ_REVIEWS,
