@@ -25,6 +25,7 @@ from app.logging import configure
 from app.services.context import Context
 from app.services.models import load_models
 from app.store import migrate
+from app.web import routes as web
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(audits.router)
     app.include_router(reviews.router)
     app.include_router(reports.router)
+    app.include_router(web.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
