@@ -14,7 +14,17 @@ import rfc8785
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
-RECORD_TYPES = ("explanation", "report", "review", "access", "erasure")
+RECORD_TYPES = (
+    "explanation",
+    "report",
+    "review",
+    "access",
+    "erasure",
+    "review_request",
+    "actual_outcome",
+    "admin_event",
+)
+"""Every record type of SPEC §7 and §11; verify refuses any other."""
 
 
 def canonical(value: Any) -> bytes:
