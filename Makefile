@@ -16,7 +16,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 LOCK_FLAGS := --generate-hashes --no-header --python-version 3.11
 
-.PHONY: setup setup-dev run test lint typecheck pytest lock models bench clean
+.PHONY: setup setup-dev browser run test lint typecheck pytest lock models bench clean
 
 # The venv and the pinned uv inside it, with a clear message when Python is not fit.
 $(UV):
@@ -56,7 +56,16 @@ lint: setup-dev
 typecheck: setup-dev
 	$(VENV)/bin/mypy app
 
-pytest: setup-dev
+# Browser tests drive Debian's chromium (never a browser download): installed here when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "make: the browser tests need Debian's chromium (sudo apt-get install chromium)" >&2; \
+	  fi; }
+
+pytest: setup-dev browser
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest

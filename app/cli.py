@@ -152,6 +152,125 @@ def records_export(
     console.print(f"exported through seq {through}")
 
 
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option(help="Model name.")],
+    instance: Annotated[Path, typer.Option(help="JSON file: the instance (raw features).")],
+    report: Annotated[
+        str, typer.Option(help="Print the report in this format: text, json, html or pdf.")
+    ] = "text",
+    lang: Annotated[str, typer.Option(help="Report language: en or ja.")] = "en",
+    version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report here (pdf needs it).")] = None,
+    store: Annotated[
+        bool, typer.Option(help="Also store the explanation record (needs the service's settings).")
+    ] = False,
+    models_dir: Annotated[
+        Path | None, typer.Option(help="Models folder (default: RATIONALE_MODELS_DIR or ./models).")
+    ] = None,
+) -> None:
+    """Explain one instance and print its report: a model owner's one-off check."""
+    import asyncio
+
+    from app.config import Settings
+    from app.errors import RationaleError
+    from app.reports.render import FORMATS
+    from app.reports.wording import LANGUAGES
+    from app.services import reports as report_service
+    from app.services.explanations import command_from_body
+
+    if report not in FORMATS or lang not in LANGUAGES:
+        console.print(f"[red]--report is one of {FORMATS}; --lang one of {LANGUAGES}[/red]")
+        raise typer.Exit(2)
+    if report == "pdf" and out is None:
+        console.print("[red]--report pdf needs --out FILE[/red]")
+        raise typer.Exit(2)
+    try:
+        row = json.loads(instance.read_text())
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{instance}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if isinstance(row, dict) and isinstance(row.get("instance"), dict):
+        row = row["instance"]  # a whole request body, as in examples/
+    import uuid
+
+    decision_id = f"local-{uuid.uuid4().hex[:16]}"
+    body = {"model": model, "version": version, "decision_id": decision_id, "instance": row}
+    body["options"] = {"lang": lang}
+    command = command_from_body(body)
+    contact = os.environ.get("RATIONALE_REVIEW_CONTACT") or str(
+        Settings.model_fields["review_contact"].default
+    )
+    try:
+        if store:
+            rendered = asyncio.run(_explain_stored(command, report, lang))
+        else:
+            loaded = _load_model(models_dir, model, version)
+            rendered = report_service.one_off_report(loaded, command, report, lang, contact)
+    except RationaleError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        for error in exc.errors:
+            console.print(f"[red]  {error.field}: {error.message}[/red]")
+        raise typer.Exit(1) from None
+    if out is not None:
+        out.write_bytes(rendered.content)
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(rendered.content.decode())
+
+
+def _load_model(models_dir: Path | None, name: str, version: str | None) -> Any:
+    from app.registry.loader import LoadRefused
+    from app.registry.model import load_version
+
+    root = models_dir or Path(os.environ.get("RATIONALE_MODELS_DIR") or "models")
+    folders = [p for p in (root / name).glob("*") if (p / "model.yaml").is_file()]
+    if version is not None:
+        folders = [p for p in folders if p.name == version]
+    if not folders:
+        console.print(f"[red]no model {name!r} (version {version or 'any'}) under {root}[/red]")
+        raise typer.Exit(2)
+    folder = max(folders, key=lambda p: (p.name.isdigit(), int(p.name) if p.name.isdigit() else 0))
+    allow_unsafe = os.environ.get("RATIONALE_ALLOW_UNSAFE_MODELS", "").lower() in ("1", "true")
+    try:
+        return load_version(folder, allow_unsafe=allow_unsafe)
+    except LoadRefused as exc:
+        console.print(f"[red]{folder}: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+async def _explain_stored(command: Any, report: str, lang: str) -> Any:
+    """Explain through the service's own path (stored record), then render its report."""
+    from app.security.principals import Principal, Role
+    from app.services import reports as report_service
+    from app.services.context import Context
+    from app.services.explanations import explain_and_record
+    from app.services.models import load_models
+    from app.store import migrate
+
+    settings = _settings()
+    ctx = Context.create(settings)
+    try:
+        migrate.upgrade(ctx.engine)
+        load_models(ctx)
+        principal = Principal("local-cli", Role.ADMIN)
+        result = await explain_and_record(ctx, principal, command)
+        view = result.view
+        loaded = ctx.catalog.get(view["model"]["name"], view["model"]["version"])
+        assert loaded is not None
+        console.print(f"stored explanation record {view['id']} (seq {view['record']['seq']})")
+        return report_service.render_report(
+            loaded,
+            view,
+            report,
+            lang,
+            settings.review_contact,
+            report_service.counterfactual(loaded, view["input"]),
+        )
+    finally:
+        ctx.close()
+
+
 def _repository(database_url: str | None) -> Repository:
     from app.store.db import make_engine
     from app.store.repository import Repository

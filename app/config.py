@@ -62,8 +62,20 @@ class Settings(BaseSettings):
     fairness_min_group: int = Field(default=20, ge=1)
     """Smallest group reported by a fairness audit; smaller groups are listed as withheld."""
 
+    desk_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    """How long a support-desk sign-in lasts."""
+
+    desk_secure_cookie: bool | None = None
+    """Mark the desk's session cookie ``Secure``: None (default) when the request came over
+    HTTPS (directly or as ``X-Forwarded-Proto: https`` from a proxy), or always / never."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
+
+    review_contact: str = Field(
+        default="the team that made this decision", min_length=1, max_length=500
+    )
+    """How a person asks for a human review of a decision; printed in every report."""
 
     @field_validator("secret_key")
     @classmethod

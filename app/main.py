@@ -10,12 +10,22 @@ from fastapi import FastAPI
 import app as package
 from app.api import problems
 from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import audit, audits, explanations, health, models, records
+from app.api.routes import (
+    audit,
+    audits,
+    explanations,
+    health,
+    models,
+    records,
+    reports,
+    reviews,
+)
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
 from app.services.models import load_models
 from app.store import migrate
+from app.web import routes as web
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
@@ -50,6 +60,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(explanations.router)
     app.include_router(audit.router)
     app.include_router(audits.router)
+    app.include_router(reviews.router)
+    app.include_router(reports.router)
+    app.include_router(web.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -17,6 +17,10 @@ class ExplainOptions(BaseModel):
     explained_class: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     output: Literal["probability", "log_odds", "prediction"] | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    lang: Literal["en", "ja"] | None = None
+    """Language of the reason texts (default en)."""
+    counterfactual: bool | None = None
+    """Also compute what would change the outcome (off by default: it calls the model)."""
 
 
 class ExplainRequest(BaseModel):
@@ -64,6 +68,7 @@ class ExplanationRecord(BaseModel):
     attributes: dict[str, Any] | None
     sealed: Literal["open", "withheld"]
     reviews: list[dict[str, Any]]
+    review_requests: list[dict[str, Any]] = []
     record: RecordLink
 
 

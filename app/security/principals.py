@@ -19,7 +19,11 @@ class Permission(enum.StrEnum):
     READ_RECORD = "read_record"
     READ_MODELS = "read_models"
     READ_REPORT = "read_report"
+    ISSUE_REPORT = "issue_report"
     REVIEW = "review"
+    REQUEST_REVIEW = "request_review"
+    READ_REVIEWS = "read_reviews"
+    FIND_SUBJECT = "find_subject_decisions"
     QUERY = "query"
     EXPORT = "export"
     VERIFY = "verify"
@@ -45,6 +49,8 @@ _AUDIT = frozenset(
         Permission.REPLAY,
         Permission.FAIRNESS,
         Permission.IMPACT,
+        Permission.READ_REVIEWS,
+        Permission.FIND_SUBJECT,
     }
 )
 
@@ -55,6 +61,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_RECORD,
             Permission.READ_MODELS,
             Permission.REPORT_OUTCOME,
+            Permission.REQUEST_REVIEW,
+            Permission.READ_REVIEWS,
+            Permission.ISSUE_REPORT,
         }
     ),
     Role.SUPPORT: frozenset(
@@ -62,7 +71,11 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_RECORD,
             Permission.READ_MODELS,
             Permission.READ_REPORT,
+            Permission.ISSUE_REPORT,
             Permission.REVIEW,
+            Permission.REQUEST_REVIEW,
+            Permission.READ_REVIEWS,
+            Permission.FIND_SUBJECT,
         }
     ),
     Role.AUDITOR: _AUDIT,

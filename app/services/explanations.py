@@ -18,6 +18,9 @@ from app.explain import Explanation, Target
 from app.explain.engine import library_versions
 from app.registry import LoadedModel
 from app.registry.validation import check_row
+from app.reports.counterfactual import counterfactual
+from app.reports.reasons import principal_reasons, wording_stamp
+from app.reports.wording import phrases
 from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
 from app.services.context import Context
@@ -48,6 +51,8 @@ class ExplainCommand:
     output: str | None
     seed: int
     body: dict[str, Any]
+    lang: str = "en"
+    counterfactual: bool = False
 
 
 @dataclass
@@ -134,6 +139,31 @@ def _attribution(explanation: Explanation, names: list[str], i: int) -> dict[str
     return item
 
 
+def reasons_for(
+    model: LoadedModel,
+    command: ExplainCommand,
+    row: dict[str, Any],
+    explanation: Explanation,
+    explained_class: str | None,
+    predicted_label: str | None,
+) -> dict[str, Any]:
+    """The sealed ``reasons`` (SPEC §11.1) in the request's language, and what their texts
+    were made from (``reasons_wording``: language, wording file and template hashes)."""
+    words = phrases(model.manifest, model.folder, command.lang)
+    names = model.model.feature_names
+    reasons = principal_reasons(
+        words,
+        [(n, float(c)) for n, c in zip(names, explanation.contributions, strict=True)],
+        row,
+        explained_class=explained_class,
+        predicted_label=predicted_label,
+        base_value=float(explanation.base_value),
+        output=float(explanation.model_output),
+        top_k=command.top_k,
+    )
+    return {"reasons": reasons, "reasons_wording": wording_stamp(words)}
+
+
 def build_draft(
     model: LoadedModel,
     command: ExplainCommand,
@@ -189,6 +219,9 @@ def build_draft(
         "reasons": [],
         "counterfactual": None,
     }
+    sealed_plain.update(
+        reasons_for(model, command, row, explanation, explained_class, prediction.get("label"))
+    )
     draft = Draft(
         type="explanation",
         key_id=principal.key_id,
@@ -248,10 +281,15 @@ async def explain_and_record(
     computed = await ctx.batcher.compute(model, row, command)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
+    what_would_change = (
+        await asyncio.to_thread(counterfactual, model, row) if command.counterfactual else None
+    )
     for _attempt in range(3):
         draft, sealed_plain = build_draft(
             model, command, principal, row, raw, explanation, target, ref, fingerprint
         )
+        if command.counterfactual:
+            sealed_plain["counterfactual"] = what_would_change
         draft.sealed = seal(
             data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
         )
@@ -267,6 +305,7 @@ async def explain_and_record(
         document = json.loads(outcome.record.document)
         view = explanation_view(document, sealed_plain, outcome.record)
         view["reviews"] = []
+        view["review_requests"] = []
         return ExplainResult(created=True, view=view)
     raise RuntimeError(f"subject of {digest[:8]} kept changing while appending")
 
@@ -287,6 +326,8 @@ def command_from_body(body: dict[str, Any]) -> ExplainCommand:
         output=options.get("output"),
         seed=int(options.get("seed") or 0),
         body=body,
+        lang=options.get("lang") or "en",
+        counterfactual=bool(options.get("counterfactual")),
     )
 
 

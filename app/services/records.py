@@ -86,7 +86,8 @@ def explanation_view(
 
 def review_view(document: dict[str, Any], sealed: dict[str, Any] | None) -> dict[str, Any]:
     """A review record as listed under its explanation: clear fields, the note if readable."""
-    clear = {k: v for k, v in (document.get("clear") or {}).items() if k != "target_id"}
+    hidden = ("target_id", "subject_ref", "decision_id")
+    clear = {k: v for k, v in (document.get("clear") or {}).items() if k not in hidden}
     view: dict[str, Any] = {
         "id": document["id"],
         "created_at": document["created_at"],
@@ -114,14 +115,24 @@ def render_page(
     """Views of one page of explanation records with their reviews; subjects and reviews
     are fetched in one query each, not per record. ``keys`` None: sealed parts withheld."""
     documents = [json.loads(s.document) for s in stored]
-    reviews = repository.children_of([s.id for s in stored], "review")
+    ids = [s.id for s in stored]
     review_docs = {
-        target: [json.loads(r.document) for r in items] for target, items in reviews.items()
+        target: [json.loads(r.document) for r in items]
+        for target, items in repository.children_of(ids, "review").items()
+    }
+    request_docs = {
+        target: [json.loads(r.document) for r in items]
+        for target, items in repository.children_of(ids, "review_request").items()
     }
     subjects: dict[str, Subject] = {}
     if keys is not None:
         refs = {_subject_ref(d) for d in documents}
-        refs |= {_subject_ref(d) for items in review_docs.values() for d in items}
+        refs |= {
+            _subject_ref(d)
+            for linked in (review_docs, request_docs)
+            for items in linked.values()
+            for d in items
+        }
         subjects = repository.subjects_by_refs(r for r in refs if r is not None)
 
     def opened(document: dict[str, Any]) -> dict[str, Any] | None:
@@ -134,6 +145,9 @@ def render_page(
     for record, document in zip(stored, documents, strict=True):
         view = explanation_view(document, opened(document), record)
         view["reviews"] = [review_view(d, opened(d)) for d in review_docs.get(record.id, [])]
+        view["review_requests"] = [
+            review_view(d, opened(d)) for d in request_docs.get(record.id, [])
+        ]
         views.append(view)
     return views
 

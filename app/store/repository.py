@@ -486,6 +486,26 @@ class Repository:
         """Recompute the whole chain; see ``verify_rows``."""
         return verify_rows(self.iter_rows(), kept_head).as_dict()
 
+    def records_of_type(
+        self, record_type: str, *, after: int = 0, limit: int = 100, since: str | None = None
+    ) -> list[StoredRecord]:
+        """Records of one type with seq > ``after`` (created at or after ``since``), in seq
+        order, at most ``limit``."""
+        with self._reading() as conn:
+            low = 0
+            if since is not None:
+                bounds = self._time_bounds(conn, since, None)
+                if bounds is None:
+                    return []
+                low = bounds[0]
+            query = (
+                select(records)
+                .where(records.c.type == record_type, records.c.seq > max(after, low))
+                .order_by(records.c.seq)
+                .limit(limit)
+            )
+            return [StoredRecord.from_row(r) for r in conn.execute(query)]
+
     def iter_access(
         self,
         *,

@@ -95,3 +95,17 @@ model_versions = Table(
     UniqueConstraint("name", "version"),
 )
 """Registered model versions; the id orders registrations ("latest" is the highest)."""
+
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+"""Support-desk sign-ins: the SHA-256 of the session cookie's secret → the key's id and
+role, the form token, the chosen language, the expiry. State, not history (SPEC §11.11)."""

@@ -33,6 +33,15 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
     ("GET", "/v1/audit/fairness", AUDIT, 200),
     ("GET", "/v1/models/{name}/impact", AUDIT, 200),
     ("GET", "/v1/models/{name}/impact.png", AUDIT, 200),
+    (
+        "POST",
+        "/v1/explanations/{record_id}/review-requests",
+        frozenset({"backend", "support", "admin"}),
+        201,
+    ),
+    ("POST", "/v1/explanations/{record_id}/reviews", frozenset({"support", "admin"}), 201),
+    ("GET", "/v1/reviews", ALL, 200),
+    ("GET", "/v1/subjects/{subject_id}/decisions", frozenset({"support", "auditor", "admin"}), 200),
 ]
 
 
@@ -44,14 +53,16 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def record(client: TestClient) -> dict[str, Any]:
+    subject = unique_id("subject")
     body = {
         "model": "recidivism",
         "decision_id": unique_id(),
+        "subject_id": subject,
         "instance": instances("recidivism", 1)[0],
     }
     response = client.post("/v1/explanations", json=body, headers=auth("backend"))
     assert response.status_code == 201
-    result: dict[str, Any] = response.json()
+    result: dict[str, Any] = response.json() | {"subject": subject}
     return result
 
 
@@ -63,6 +74,7 @@ def call(
         .replace("{version}", "1")
         .replace("{record_id}", record["id"])
         .replace("{decision_id}", record["decision_id"])
+        .replace("{subject_id}", record["subject"])
     )
     if method == "POST" and template == "/v1/explanations":
         body = {
@@ -71,6 +83,10 @@ def call(
             "instance": instances("recidivism", 1)[0],
         }
         return client.post(path, json=body, headers=headers)
+    if template.endswith("/reviews") and method == "POST":
+        return client.post(path, json={"outcome": "upheld"}, headers=headers)
+    if template.endswith("/review-requests"):
+        return client.post(path, json={"note": "please"}, headers=headers)
     if template.endswith("/actual-outcome"):
         return client.post(path, json={"actual": "no"}, headers=headers)
     if template == "/v1/audit/fairness":

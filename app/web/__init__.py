@@ -1,0 +1,1 @@
+"""The support desk: server-rendered pages for the people who answer affected individuals."""

@@ -1,0 +1,473 @@
+"""The support desk at ``/ui``: server-rendered pages over the same services as the API.
+
+No JavaScript is needed (and none is allowed: the Content-Security-Policy admits scripts
+from nowhere). Every form carries the session's CSRF token; the sign-in form a token of its
+own, held in a short-lived cookie. Pages that show record content go through the services
+that append the access record before the content leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+from functools import cache
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from app.api.deps import ContextDep
+from app.api.schemas import ID_PATTERN
+from app.errors import NotFound, RationaleError
+from app.reports.fonts import japanese_ttf
+from app.security.principals import Permission, Principal
+from app.services import audit, desk, reports, reviews
+from app.services.context import Context
+from app.services.records import find_explanation, read_explanation
+from app.store.sessions import DeskSession
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+SESSION_COOKIE = "rationale_session"
+FORM_COOKIE = "rationale_form"
+STATIC = FilePath(__file__).parent / "static"
+CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_env = Environment(
+    loader=PackageLoader("app.web", "templates"), autoescape=select_autoescape(["html", "j2"])
+)
+DecisionId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+@cache
+def texts(lang: str) -> dict[str, str]:
+    """The desk's own words in a language (app/web/lang/<lang>.yaml)."""
+    data: dict[str, str] = yaml.safe_load(
+        (FilePath(__file__).parent / "lang" / f"{lang}.yaml").read_text()
+    )
+    return data
+
+
+def _secure(ctx: Context, request: Request) -> bool:
+    if ctx.settings.desk_secure_cookie is not None:
+        return ctx.settings.desk_secure_cookie
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or forwarded.lower() == "https"
+
+
+def _page(
+    template: str,
+    *,
+    lang: str = "en",
+    status: int = 200,
+    principal: Principal | None = None,
+    session: DeskSession | None = None,
+    request: Request | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    html = _env.get_template(template).render(
+        t=texts(lang),
+        lang=lang,
+        principal=principal,
+        csrf=session.csrf if session else context.pop("csrf", ""),
+        here=request.url.path if request else "/ui",
+        is_auditor=principal is not None and principal.can(Permission.VERIFY),
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _signed_out_page(
+    ctx: Context, request: Request, message: str = "", status: int = 200
+) -> HTMLResponse:
+    """The sign-in form, with a fresh form token in a short-lived cookie."""
+    token = secrets.token_urlsafe(32)
+    response = _page("sign_in.html.j2", status=status, request=request, csrf=token, message=message)
+    response.set_cookie(
+        FORM_COOKIE, token, max_age=1800, path="/ui", httponly=True, samesite="strict",
+        secure=_secure(ctx, request),
+    )  # fmt: skip
+    return response
+
+
+async def _session(ctx: Context, request: Request) -> tuple[Principal, DeskSession] | None:
+    return await desk.current(ctx, request.cookies.get(SESSION_COOKIE))
+
+
+def _csrf_ok(expected: str, given: str) -> bool:
+    return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _refused(
+    lang: str, principal: Principal, session: DeskSession, request: Request
+) -> HTMLResponse:
+    t = texts(lang)
+    return _page(
+        "message.html.j2", lang=lang, status=403, principal=principal, session=session,
+        request=request, heading=t["forbidden"], message=t["forbidden"],
+    )  # fmt: skip
+
+
+def _error(
+    exc: RationaleError, principal: Principal, session: DeskSession, request: Request
+) -> HTMLResponse:
+    t = texts(session.lang)
+    heading = t["not_found"] if isinstance(exc, NotFound) else t["error"]
+    return _page(
+        "message.html.j2", lang=session.lang, status=exc.status_code, principal=principal,
+        session=session, request=request, heading=heading, message=exc.detail,
+    )  # fmt: skip
+
+
+def _to(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=HEADERS)
+
+
+# -- signing in and out -------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(request: Request, ctx: ContextDep) -> Response:
+    """The search page, or the sign-in form without a session."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _signed_out_page(ctx, request)
+    principal, session = found
+    return _page(
+        "search.html.j2", lang=session.lang, principal=principal, session=session, request=request
+    )
+
+
+@router.post("/sign-in", response_class=HTMLResponse)
+async def sign_in(
+    request: Request,
+    ctx: ContextDep,
+    key: Annotated[str, Form(max_length=256)],
+    csrf: Annotated[str, Form(max_length=128)],
+) -> Response:
+    """Check the form token and the key; start a session (HttpOnly, SameSite=Strict)."""
+    if not _csrf_ok(request.cookies.get(FORM_COOKIE, ""), csrf):
+        return _signed_out_page(ctx, request, "The form expired: please sign in again.", 403)
+    try:
+        token, _session_row = await desk.sign_in(ctx, key, "en")
+    except desk.SignInRefused as exc:
+        return _signed_out_page(ctx, request, f"Sign-in refused: {exc}.", 403)
+    response = _to("/ui")
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=int(ctx.settings.desk_session_hours * 3600), path="/ui",
+        httponly=True, samesite="strict", secure=_secure(ctx, request),
+    )  # fmt: skip
+    response.delete_cookie(FORM_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(
+    request: Request, ctx: ContextDep, csrf: Annotated[str, Form(max_length=128)]
+) -> Response:
+    """End the session."""
+    found = await _session(ctx, request)
+    if found is not None:
+        principal, session = found
+        if not _csrf_ok(session.csrf, csrf):
+            return _refused(session.lang, principal, session, request)
+        await desk.sign_out(ctx, session)
+    response = _to("/ui")
+    response.delete_cookie(SESSION_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/lang")
+async def switch_language(
+    request: Request,
+    ctx: ContextDep,
+    csrf: Annotated[str, Form(max_length=128)],
+    lang: Annotated[str, Form(max_length=8)],
+    next: Annotated[str, Form(max_length=300)] = "/ui",
+) -> Response:
+    """Remember the language for this session and go back."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not _csrf_ok(session.csrf, csrf):
+        return _refused(session.lang, principal, session, request)
+    await desk.set_lang(ctx, session, lang)
+    safe = next.startswith("/ui") and "//" not in next and "\\" not in next
+    return _to(next if safe else "/ui")
+
+
+# -- finding decisions --------------------------------------------------------------------
+
+
+@router.get("/decision")
+async def find_decision(
+    request: Request, ctx: ContextDep, decision_id: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The search form's target: on to the decision's page."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not re.fullmatch(ID_PATTERN, decision_id):
+        return _page(
+            "search.html.j2", lang=session.lang, status=422, principal=principal, session=session,
+            request=request, message=texts(session.lang)["not_found"],
+        )  # fmt: skip
+    return _to(f"/ui/decisions/{decision_id}")
+
+
+@router.post("/subjects", response_class=HTMLResponse)
+async def subject(
+    request: Request,
+    ctx: ContextDep,
+    csrf: Annotated[str, Form(max_length=128)],
+    subject_id: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """A person's decisions by subject id (sent in the body, never in a URL)."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.FIND_SUBJECT):
+        return _refused(session.lang, principal, session, request)
+    items: list[dict[str, Any]] = []
+    if re.fullmatch(ID_PATTERN, subject_id):
+        try:
+            items = (await reviews.subject_decisions(ctx, principal, subject_id, 100, None))[
+                "items"
+            ]
+        except NotFound:
+            items = []
+    return _page(
+        "subject.html.j2", lang=session.lang, principal=principal, session=session,
+        request=request, items=items,
+    )  # fmt: skip
+
+
+@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
+async def decision(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
+    """A decision as the person's report, with the chart, the model card and human review."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    try:
+        view = await read_explanation(
+            ctx, principal, decision_id=decision_id, endpoint="GET /ui/decisions/{decision_id}"
+        )
+        fragment = await desk.report_fragment(
+            ctx, view, session.lang, chart_src=f"/ui/decisions/{decision_id}/chart.png"
+        )
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    model = ctx.catalog.get(view["model"]["name"], view["model"]["version"])
+    return _page(
+        "decision.html.j2", lang=session.lang, principal=principal, session=session,
+        request=request, view=view, report=fragment,
+        card=model.manifest.card if model is not None else None,
+        can_review=principal.can(Permission.REVIEW),
+        can_request=principal.can(Permission.REQUEST_REVIEW),
+        can_issue=principal.can(Permission.ISSUE_REPORT),
+    )  # fmt: skip
+
+
+async def _record_id(ctx: Context, decision_id: str) -> str:
+    return (await asyncio.to_thread(find_explanation, ctx, decision_id=decision_id)).id
+
+
+@router.get("/decisions/{decision_id}/chart.png")
+async def chart(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
+    """The decision's chart in the session's language (access-logged)."""
+    found = await _session(ctx, request)
+    if found is None:
+        return Response(status_code=401, headers=HEADERS)
+    principal, session = found
+    try:
+        rendered = await reports.chart(
+            ctx, principal, await _record_id(ctx, decision_id), session.lang
+        )
+    except RationaleError as exc:
+        return Response(status_code=exc.status_code, headers=HEADERS)
+    return Response(rendered.content, media_type=rendered.media_type, headers=HEADERS)
+
+
+@router.get("/decisions/{decision_id}/report.pdf")
+async def report_pdf(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
+    """A PDF preview of the report (access-logged, not stored)."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    try:
+        record_id = await _record_id(ctx, decision_id)
+        rendered = await reports.preview(ctx, principal, record_id, "pdf", session.lang)
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    disposition = f'attachment; filename="decision-{decision_id}-{session.lang}.pdf"'
+    return Response(
+        rendered.content,
+        media_type=rendered.media_type,
+        headers={**HEADERS, "Content-Disposition": disposition},
+    )
+
+
+@router.post("/decisions/{decision_id}/reviews")
+async def add_review(
+    request: Request,
+    ctx: ContextDep,
+    decision_id: DecisionId,
+    csrf: Annotated[str, Form(max_length=128)],
+    outcome: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Save a human review; the reviewer is the signed-in key."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.REVIEW):
+        return _refused(session.lang, principal, session, request)
+    if outcome not in ("upheld", "overturned", "needs_information"):
+        return _refused(session.lang, principal, session, request)
+    try:
+        record_id = await _record_id(ctx, decision_id)
+        await reviews.add_review(ctx, principal, record_id, outcome, note)  # type: ignore[arg-type]
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    return _to(f"/ui/decisions/{decision_id}#reviews-h")
+
+
+@router.post("/decisions/{decision_id}/review-requests")
+async def request_review(
+    request: Request,
+    ctx: ContextDep,
+    decision_id: DecisionId,
+    csrf: Annotated[str, Form(max_length=128)],
+    note: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Record that the person asked for a human review."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.REQUEST_REVIEW):
+        return _refused(session.lang, principal, session, request)
+    try:
+        await reviews.request_review(ctx, principal, await _record_id(ctx, decision_id), note)
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    return _to(f"/ui/decisions/{decision_id}#reviews-h")
+
+
+@router.post("/decisions/{decision_id}/issue")
+async def issue_report(
+    request: Request,
+    ctx: ContextDep,
+    decision_id: DecisionId,
+    csrf: Annotated[str, Form(max_length=128)],
+    format: Annotated[str, Form(max_length=8)] = "pdf",
+) -> Response:
+    """Issue the report to the person: stored, then served from the stored bytes."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.ISSUE_REPORT):
+        return _refused(session.lang, principal, session, request)
+    if format not in ("pdf", "html"):
+        return _refused(session.lang, principal, session, request)
+    try:
+        record_id = await _record_id(ctx, decision_id)
+        issued = await reports.issue(ctx, principal, record_id, format, session.lang)
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    return _to(f"/ui/reports/{issued['report_id']}")
+
+
+@router.get("/reports/{report_id}")
+async def issued_report(
+    request: Request, ctx: ContextDep, report_id: Annotated[str, Path(max_length=64)]
+) -> Response:
+    """An issued report's stored bytes, exactly as given to the person."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    try:
+        rendered = await reports.read_report(ctx, principal, report_id)
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    return Response(rendered.content, media_type=rendered.media_type, headers=HEADERS)
+
+
+# -- auditors -------------------------------------------------------------------------------
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def chain_status(request: Request, ctx: ContextDep) -> Response:
+    """Whether the whole record log verifies, and its head."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not principal.can(Permission.VERIFY):
+        return _refused(session.lang, principal, session, request)
+    report = await audit.verify(ctx, None, None)
+    return _page(
+        "audit.html.j2", lang=session.lang, principal=principal, session=session,
+        request=request, report=report, checkpoint_available=False,
+    )  # fmt: skip
+
+
+@router.get("/decisions/{decision_id}/access-log", response_class=HTMLResponse)
+async def access_log(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
+    """Who read this decision's record, when, through what."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not principal.can(Permission.ACCESS_LOG):
+        return _refused(session.lang, principal, session, request)
+    try:
+        record_id = await _record_id(ctx, decision_id)
+        log = await audit.access_log(
+            ctx, record_id=record_id, key_id=None, since=None, until=None, limit=1000, cursor=None
+        )
+    except RationaleError as exc:
+        return _error(exc, principal, session, request)
+    return _page(
+        "access_log.html.j2", lang=session.lang, principal=principal, session=session,
+        request=request, entries=log["items"], decision_id=decision_id,
+    )  # fmt: skip
+
+
+# -- static files ---------------------------------------------------------------------------
+
+
+@router.get("/static/desk.css")
+async def stylesheet() -> Response:
+    """The desk's stylesheet."""
+    return FileResponse(
+        STATIC / "desk.css", media_type="text/css", headers={"Cache-Control": "max-age=3600"}
+    )
+
+
+@router.get("/fonts/ipaexg.ttf")
+async def japanese_font() -> Response:
+    """IPAex Gothic, installed from the package registry, served as the desk's web font."""
+    return FileResponse(
+        japanese_ttf(), media_type="font/ttf", headers={"Cache-Control": "max-age=86400"}
+    )
