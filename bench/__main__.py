@@ -648,6 +648,77 @@ def section_store(run: Run) -> Section:
     return Section("store", "Record store at scale", md, out)
 
 
+def section_reports(run: Run) -> Section:
+    """Counterfactual search on credit-risk holdout adverse decisions; reasons' cost."""
+    from bench import counterfactual
+
+    s = run.settings
+    print("reports: counterfactuals on credit-risk holdout ...", flush=True)
+    cf = counterfactual.run()
+    reasons = counterfactual.run_reasons(
+        [m for m in s.models if m in ("credit-risk", "income")], 40 if s.quick else 200
+    )
+    run.results["reports"] = {"counterfactual": cf, "reasons": reasons}
+    ok = {
+        "found": cf["found_rate"] >= counterfactual.FLOOR_FOUND,
+        "p50": cf["p50_ms"] <= counterfactual.FLOOR_P50_MS,
+        "p95": cf["p95_ms"] <= counterfactual.FLOOR_P95_MS,
+    }
+    print(
+        f"  found {100 * cf['found_rate']:.0f}% of {cf['adverse']}, p50 {cf['p50_ms']:.1f} ms, "
+        f"p95 {cf['p95_ms']:.1f} ms"
+    )
+    md = (
+        f"{counterfactual.__doc__.strip()}\n\n"
+        + table(
+            ["model", "adverse decisions", "found", "p50 ms", "p95 ms", "max ms", "statuses"],
+            [
+                [
+                    cf["model"],
+                    cf["adverse"],
+                    f"{100 * cf['found_rate']:.0f}%",
+                    cf["p50_ms"],
+                    cf["p95_ms"],
+                    cf["max_ms"],
+                    cf["statuses"],
+                ]
+            ],
+        )
+        + "\n\n"
+        + table(
+            ["floor", "verdict"],
+            [
+                [f"found ≥ {100 * counterfactual.FLOOR_FOUND:.0f}%", _verdict(ok["found"], False)],
+                [f"p50 ≤ {counterfactual.FLOOR_P50_MS:.0f} ms", _verdict(ok["p50"], False)],
+                [f"p95 ≤ {counterfactual.FLOOR_P95_MS:.0f} ms", _verdict(ok["p95"], False)],
+            ],
+        )
+        + "\n\nReasons on the decision path (in-process, one thread, same rows):\n\n"
+        + table(
+            [
+                "model",
+                "rows",
+                "explain p50 ms",
+                "explain + reasons p50 ms",
+                "reasons p50 ms",
+                "reasons p95 ms",
+            ],
+            [
+                [
+                    name,
+                    r["n"],
+                    r["explain_p50_ms"],
+                    r["with_reasons_p50_ms"],
+                    _num(r["reasons_p50_ms"]),
+                    _num(r["reasons_p95_ms"]),
+                ]
+                for name, r in reasons.items()
+            ],
+        )
+    )
+    return Section("reports", "Reasons and counterfactuals", md, run.results["reports"])
+
+
 SECTIONS: dict[str, Callable[[Run], Section]] = {
     "bare": section_bare,
     "agnostic": section_agnostic,
@@ -655,6 +726,7 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "ratios": section_ratios,
     "profile": section_profile,
     "store": section_store,
+    "reports": section_reports,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""

@@ -235,13 +235,13 @@ def pdf_report(context: dict[str, Any], chart_png: bytes | None) -> bytes:
     def heading(value: str, size: float = 13) -> None:
         pdf.ln(2)
         pdf.set_font(body, "B", size)
-        pdf.multi_cell(0, size * 0.55, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, size * 0.55, value, new_x="LMARGIN", new_y="NEXT", align="L")
         pdf.ln(1)
 
     def para(value: str, size: float = 10.5, indent: float = 0) -> None:
         pdf.set_font(body, "", size)
         pdf.set_x(pdf.l_margin + indent)
-        pdf.multi_cell(0, size * 0.5, value, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, size * 0.5, value, new_x="LMARGIN", new_y="NEXT", align="L")
 
     heading(texts["title"], 18)
     para(f"{texts['reference']}: {context['reference']}    {texts['made_on']}")

@@ -42,6 +42,20 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
     ("POST", "/v1/explanations/{record_id}/reviews", frozenset({"support", "admin"}), 201),
     ("GET", "/v1/reviews", ALL, 200),
     ("GET", "/v1/subjects/{subject_id}/decisions", frozenset({"support", "auditor", "admin"}), 200),
+    ("GET", "/v1/explanations/{record_id}/report", frozenset({"support", "auditor", "admin"}), 200),
+    (
+        "GET",
+        "/v1/explanations/{record_id}/plot.png",
+        frozenset({"support", "auditor", "admin"}),
+        200,
+    ),
+    (
+        "POST",
+        "/v1/explanations/{record_id}/reports",
+        frozenset({"backend", "support", "admin"}),
+        201,
+    ),
+    ("GET", "/v1/reports/{report_id}", ALL, 200),
 ]
 
 
@@ -63,6 +77,13 @@ def record(client: TestClient) -> dict[str, Any]:
     response = client.post("/v1/explanations", json=body, headers=auth("backend"))
     assert response.status_code == 201
     result: dict[str, Any] = response.json() | {"subject": subject}
+    issued = client.post(
+        f"/v1/explanations/{result['id']}/reports",
+        json={"format": "text", "lang": "en"},
+        headers=auth("backend"),
+    )
+    assert issued.status_code == 201, issued.text
+    result["report_id"] = issued.json()["report_id"]
     return result
 
 
@@ -75,7 +96,12 @@ def call(
         .replace("{record_id}", record["id"])
         .replace("{decision_id}", record["decision_id"])
         .replace("{subject_id}", record["subject"])
+        .replace("{report_id}", record["report_id"])
     )
+    if method == "POST" and template.endswith("/reports"):
+        return client.post(path, json={"format": "text", "lang": "en"}, headers=headers)
+    if template.endswith("/report"):
+        return client.get(path, params={"format": "text"}, headers=headers)
     if method == "POST" and template == "/v1/explanations":
         body = {
             "model": "recidivism",
