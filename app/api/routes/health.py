@@ -18,10 +18,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(ctx: ContextDep) -> JSONResponse:
-    """200 once the schema is migrated and the models are loaded; 503 before."""
+    """200 once the schema is migrated and the models are loaded; 503 before. Refused
+    model versions are named with the reason (the others are served)."""
+    refused = ctx.catalog.refused_versions()
     body = {
         "ready": ctx.ready,
         "models": len(ctx.catalog),
-        "refused": len(ctx.catalog.refused),
+        "refused": len(refused),
+        "refused_versions": [r.as_dict() for r in refused],
     }
     return JSONResponse(body, status_code=200 if ctx.ready else 503)

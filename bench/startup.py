@@ -1,0 +1,86 @@
+"""Time from ``rationale serve`` to ready: the first /readyz 200, and every worker's
+"models loaded" log line. ``python -m bench.startup [workers ...]`` (default 1 and 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def measure(workers: int, models_dir: Path = REPO / "models", timeout: float = 180) -> dict:
+    """Start a server on a fresh SQLite file; seconds to the first 200 and to each worker."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _port()
+        log_path = Path(tmp) / "server.log"
+        env = {
+            **os.environ,
+            "RATIONALE_DATABASE_URL": f"sqlite:///{tmp}/r.db",
+            "RATIONALE_MODELS_DIR": str(models_dir),
+            "RATIONALE_SECRET_KEY": secrets.token_urlsafe(32),
+            "RATIONALE_API_KEYS": f"{secrets.token_urlsafe(16)}:admin",
+            "RATIONALE_LOG_JSON": "true",
+        }
+        command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--workers", str(workers)]
+        start = time.monotonic()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=tmp,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        first: float | None = None
+        loaded: list[float] = []
+        try:
+            while time.monotonic() - start < timeout:
+                if process.poll() is not None:
+                    raise RuntimeError(log_path.read_text()[-3000:])
+                if first is None:
+                    try:
+                        ok = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                        if ok.status_code == 200:
+                            first = time.monotonic() - start
+                    except httpx.HTTPError:
+                        pass
+                count = log_path.read_text(errors="replace").count('"models loaded"')
+                while len(loaded) < count:
+                    loaded.append(time.monotonic() - start)
+                if first is not None and len(loaded) >= workers:
+                    break
+                time.sleep(0.05)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        return {"workers": workers, "first_ready_s": first, "workers_loaded_s": loaded}
+
+
+def main() -> None:
+    counts = [int(a) for a in sys.argv[1:]] or [1, 2]
+    print(f"load average before: {os.getloadavg()}")
+    for workers in counts:
+        print(json.dumps(measure(workers)))
+
+
+if __name__ == "__main__":
+    main()
