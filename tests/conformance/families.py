@@ -277,13 +277,13 @@ CASES: list[Case] = [
     Case(
         "HistGradientBoostingClassifier",
         "trees",
-        "breast_cancer",
+        "credit",
         lambda: HistGradientBoostingClassifier(max_iter=30, random_state=0),
     ),
     Case(
         "HistGradientBoostingClassifier (max_depth=3)",
         "trees",
-        "wine",
+        "iris",
         lambda: HistGradientBoostingClassifier(max_iter=20, max_depth=3, random_state=0),
     ),
     Case(

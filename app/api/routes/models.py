@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ContextDep, ModelReaderDep
+from app.api.schemas_models import ModelList
 from app.services import models as service
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("")
+@router.get("", response_model=ModelList)
 async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     """Every served model name with its versions, latest last; refused versions and why."""
     items = []
