@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ContextDep
-from app.api.schemas_models import Readiness, RefusedVersionOut
+from app.api.schemas_refused import Readiness, RefusedVersionOut
 
 router = APIRouter(tags=["health"])
 

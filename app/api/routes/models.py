@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ContextDep, ModelReaderDep
-from app.api.schemas_models import ModelList
+from app.api.schemas_refused import ModelList
 from app.services import models as service
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

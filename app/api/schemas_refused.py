@@ -1,4 +1,4 @@
-"""Response shapes of readiness and the model list's refused versions."""
+"""Refused model versions in responses: readiness and the model list (typed)."""
 
 from __future__ import annotations
 
