@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -110,3 +111,44 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def section(run: Any) -> Any:
+    """``make bench`` section: start to /readyz per worker count, wall and CPU seconds."""
+    from bench.report import Section, table
+
+    rows, data = [], {}
+    for workers in run.settings.workers:
+        print(f"startup: {workers} worker(s) ...", flush=True)
+        result = measure(workers)
+        data[str(workers)] = result
+        per_worker = sorted(result["cpu_s_per_process"])[-workers:] if workers > 1 else []
+        rows.append(
+            [
+                workers,
+                result["first_ready_s"],
+                max(result["workers_loaded_s"], default=None),
+                result["cpu_s_total"],
+                ", ".join(f"{v:.2f}" for v in result["cpu_s_per_process"]),
+                ", ".join(f"{v:.2f}" for v in per_worker) or "-",
+            ]
+        )
+    md = (
+        "`python -m bench.startup`: `rationale serve` on a fresh SQLite file with the demo "
+        "models, until /readyz answers 200 and every worker has logged `models loaded` (loaded "
+        "and warmed). CPU seconds (user + system of every process of the server) hardly depend "
+        "on what else the machine runs; wall seconds do. With several workers, the fork server "
+        "imports the service once and workers fork from it (the largest process below).\n\n"
+        + table(
+            [
+                "workers",
+                "first /readyz 200 (s)",
+                "every worker ready (s)",
+                "CPU s, all processes",
+                "CPU s per process",
+                "CPU s per worker",
+            ],
+            rows,
+        )
+    )
+    return Section("startup", "Startup to /readyz", md, data)
