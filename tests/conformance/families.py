@@ -68,8 +68,8 @@ from app.registry.model import LoadedModel, load_version
 from app.services.batching import Options, compute_one
 from app.services.models import warm
 
-GERMAN_CREDIT = Path("/work/shared/datasets/german_credit.csv")
-_REPO_CREDIT = Path(__file__).resolve().parents[2] / "models" / "data" / "german_credit.csv"
+GERMAN_CREDIT = Path(__file__).resolve().parents[2] / "models" / "data" / "german_credit.csv"
+"""The German credit data (UCI Statlog) the demo models are trained on, kept in the repo."""
 
 TRAIN_ROWS = 300
 BACKGROUND_ROWS = 24
@@ -99,8 +99,7 @@ class Data:
 
 
 def _credit_frame() -> pd.DataFrame:
-    path = GERMAN_CREDIT if GERMAN_CREDIT.is_file() else _REPO_CREDIT
-    return pd.read_csv(path)
+    return pd.read_csv(GERMAN_CREDIT)
 
 
 def _bundled(key: str, loader: Callable[..., Any], task: str, describe: str) -> Data:
