@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
 from app.errors import NotFound, RationaleError
@@ -42,12 +43,15 @@ def load_models(ctx: Context) -> dict[str, Any]:
     """Scan the models folder: register new versions, load and warm every acceptable one.
 
     Anything that goes wrong with one version (manifest, artifact, registration, warm-up)
-    refuses that version alone, logged with the reason; the others are still served."""
+    refuses that version alone, logged with the reason; the others are still served. A
+    database error is not the version's fault: it propagates and the process does not start."""
     loaded: list[str] = []
     refused: list[dict[str, str]] = []
     for folder in version_folders(ctx.settings.models_dir):
         try:
             loaded.append(_load_one(ctx, folder))
+        except SQLAlchemyError:
+            raise  # the record store, not this version, is at fault: do not start without it
         except Exception as exc:
             entry = ctx.catalog.refuse(folder, refusal_reason(exc))
             refused.append(entry.as_dict())
