@@ -92,6 +92,15 @@ class FidelityError(RationaleError):
     type_ = "/problems/fidelity"
 
 
+class ExplanationFailed(RationaleError):
+    """The model or a library failed on this instance; the request is refused, the
+    service goes on."""
+
+    status_code = 422
+    title = "The model could not explain this instance"
+    type_ = "/problems/explanation-failed"
+
+
 class Unavailable(RationaleError):
     status_code = 503
     title = "Service unavailable"

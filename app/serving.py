@@ -19,6 +19,11 @@ from types import FrameType
 import structlog
 
 APP = "app.main:app_factory"
+PRELOAD = ["app.main", "skops.io", "uvicorn"]
+"""Imported once by the fork server that workers are forked from: the libraries take
+seconds of CPU to import, which every worker would otherwise pay again (and on two cores,
+at the same time). Nothing is loaded or connected there: each worker still opens its own
+database engine and loads and warms its own models before /readyz answers 200."""
 log = structlog.get_logger(__name__)
 
 
@@ -60,7 +65,8 @@ def run(host: str, port: int, workers: int) -> None:
 
         uvicorn.Server(_config(host=host, port=port)).run()  # type: ignore[arg-type]
         return
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
     stopping = False
 
     def start() -> BaseProcess:

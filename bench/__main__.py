@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import bench  # noqa: F401 - sets the BLAS thread variables before numpy loads
-from bench import agnostic, bare, profile_path, service
+from bench import agnostic, bare, profile_path, service, startup
 from bench.data import AGNOSTIC_MODELS, EXACT_MODELS, TREE_MODELS
 from bench.report import Section, contention_note, environment, machine_sample, render, table
 
@@ -727,6 +727,7 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "profile": section_profile,
     "store": section_store,
     "reports": section_reports,
+    "startup": lambda run: startup.section(run),
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""

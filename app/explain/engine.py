@@ -75,6 +75,8 @@ class ExplainerSet:
                     self._built[name] = METHODS[name].build(self.model, self.thresholds)
                 except ExplainerUnavailable as exc:
                     self._built[name] = str(exc)
+                except Exception as exc:  # a library fault refuses the method, not the process
+                    self._built[name] = f"{name} could not be built: {_fault(exc)}"
             built = self._built[name]
         if isinstance(built, str):
             raise ExplainerUnavailable(built)
@@ -158,19 +160,29 @@ def check_fidelity(
 def _run(
     explainer: Explainer, encoded: np.ndarray, target: Target
 ) -> list[Explanation | Exception]:
-    """Explain rows together if the explainer is batchable, else one by one."""
+    """Explain rows together if the explainer is batchable, else one by one. An explainer
+    that raises anything else (a library fault) refuses the rows with the reason."""
     try:
         if explainer.batchable:
             return list(explainer.explain(encoded, target))
     except ExplainerUnavailable as exc:
         return [exc] * len(encoded)
+    except Exception as exc:
+        return [ExplainerUnavailable(f"{explainer.name} failed: {_fault(exc)}")] * len(encoded)
     results: list[Explanation | Exception] = []
     for i in range(len(encoded)):
         try:
             results.extend(explainer.explain(encoded[i : i + 1], target))
         except ExplainerUnavailable as exc:
             results.append(exc)
+        except Exception as exc:
+            results.append(ExplainerUnavailable(f"{explainer.name} failed: {_fault(exc)}"))
     return results
+
+
+def _fault(exc: Exception) -> str:
+    """An unexpected exception in words: its type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _explain_group(

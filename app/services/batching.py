@@ -81,7 +81,8 @@ def compute_many(
     if model.batch_predict_safe:
         raw = tabular.raw_output(encoded)
     else:
-        raw = np.vstack([tabular.raw_output(encoded[i : i + 1]) for i in range(len(jobs))])
+        # concatenate, not vstack: a regressor's predictions are 1-D, (n,), not (n, 1)
+        raw = np.concatenate([tabular.raw_output(encoded[i : i + 1]) for i in range(len(jobs))])
     results: list[Computed | RationaleError] = []
     targets: list[Target] = []
     ready: list[int] = []

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import structlog
 
 import app
-from app.errors import Conflict, FieldError, InvalidInput
+from app.errors import Conflict, ExplanationFailed, FieldError, InvalidInput, RationaleError
 from app.explain import Explanation, Target
 from app.explain.engine import library_versions
 from app.registry import LoadedModel
@@ -23,10 +24,13 @@ from app.reports.reasons import principal_reasons, wording_stamp
 from app.reports.wording import phrases
 from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
+from app.services.batching import Computed
 from app.services.context import Context
 from app.services.records import explanation_view, render_page
 from app.store.chain import Draft, associated_data, canonical
 from app.store.repository import NewSubject, StoredRecord
+
+log = structlog.get_logger(__name__)
 
 LIBRARY_VERSIONS = library_versions() | {
     "rationale": app.__version__,
@@ -278,7 +282,7 @@ async def explain_and_record(
         ) from exc
     # A retry is recognised under the chain lock when its record is appended, so the
     # common path (a new decision) costs no extra read.
-    computed = await ctx.batcher.compute(model, row, command)
+    computed = await _compute(ctx, model, row, command)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
     what_would_change = (
@@ -308,6 +312,26 @@ async def explain_and_record(
         view["review_requests"] = []
         return ExplainResult(created=True, view=view)
     raise RuntimeError(f"subject of {digest[:8]} kept changing while appending")
+
+
+async def _compute(
+    ctx: Context, model: LoadedModel, row: dict[str, Any], command: ExplainCommand
+) -> Computed:
+    """The row's prediction and explanation; a fault of the model or a library is this
+    request's problem+json answer, never a crashed request."""
+    try:
+        return await ctx.batcher.compute(model, row, command)
+    except RationaleError:
+        raise
+    except Exception as exc:
+        # only the exception's type: its message may hold the person's values (SPEC §8)
+        log.error(
+            "explanation failed", model=model.name, version=model.version, error=type(exc).__name__
+        )
+        raise ExplanationFailed(
+            f"model {model.name!r} version {model.version!r} failed on this instance: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def command_from_body(body: dict[str, Any]) -> ExplainCommand:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
 from app.errors import NotFound, RationaleError
@@ -38,52 +40,109 @@ def version_folders(models_dir: Path) -> list[Path]:
 
 
 def load_models(ctx: Context) -> dict[str, Any]:
-    """Scan the models folder: register new versions, load every acceptable one.
+    """Scan the models folder: register new versions, load and warm every acceptable one.
 
-    A version whose artifact or manifest differs from its registration is refused (and
-    logged); the others are still served."""
-    loaded, refused = [], []
+    Anything that goes wrong with one version (manifest, artifact, registration, warm-up)
+    refuses that version alone, logged with the reason; the others are still served. A
+    database error is not the version's fault: it propagates and the process does not start."""
+    loaded: list[str] = []
+    refused: list[dict[str, str]] = []
     for folder in version_folders(ctx.settings.models_dir):
         try:
-            manifest, manifest_sha, _ = read_version_folder(folder)
-            order, artifact_sha, registered_manifest = ctx.repository.register_model(
-                manifest.name, manifest.version, manifest.sha256, manifest_sha
-            )
-            if artifact_sha != manifest.sha256 or registered_manifest != manifest_sha:
-                raise LoadRefused(
-                    "differs from its registration (versions are immutable: retrain into a "
-                    "new version folder)"
-                )
-            if not ctx.catalog.has(manifest.name, manifest.version):
-                model = load_version(
-                    folder,
-                    allow_unsafe=ctx.settings.allow_unsafe_models,
-                    base=service_thresholds(ctx.settings),
-                )
-                warm(model)
-                ctx.catalog.add(model, order)
-            loaded.append(f"{manifest.name}/{manifest.version}")
-        except LoadRefused as exc:
-            ctx.catalog.refuse(folder, str(exc))
-            refused.append({"folder": str(folder), "reason": str(exc)})
-            log.error("model version refused", folder=str(folder), reason=str(exc))
+            loaded.append(_load_one(ctx, folder))
+        except SQLAlchemyError:
+            raise  # the record store, not this version, is at fault: do not start without it
+        except Exception as exc:
+            entry = ctx.catalog.refuse(folder, refusal_reason(exc))
+            refused.append(entry.as_dict())
+            log.error("model version refused", folder=str(folder), reason=entry.reason)
     log.info("models loaded", loaded=loaded, refused=len(refused))
     return {"loaded": loaded, "refused": refused}
 
 
-def warm(model: LoadedModel) -> None:
-    """Explain one background row so the explainers are built before the first request
-    (and a model that cannot be explained under ``auto`` is known at load)."""
-    row = model.model.background_frame.iloc[0].to_dict()
-    try:
-        compute_one(model, {str(k): v for k, v in row.items()}, Options())
-    except RationaleError as exc:
-        log.warning(
-            "model cannot be explained under auto",
-            model=model.name,
-            version=model.version,
-            reason=exc.detail,
+def _load_one(ctx: Context, folder: Path) -> str:
+    """Register, load and warm one version folder; raises whatever refuses it."""
+    manifest, manifest_sha, _ = read_version_folder(folder)
+    order, artifact_sha, registered_manifest = ctx.repository.register_model(
+        manifest.name, manifest.version, manifest.sha256, manifest_sha
+    )
+    if artifact_sha != manifest.sha256 or registered_manifest != manifest_sha:
+        raise LoadRefused(
+            "differs from its registration (versions are immutable: retrain into a "
+            "new version folder)"
         )
+    if not ctx.catalog.has(manifest.name, manifest.version):
+        model = load_version(
+            folder,
+            allow_unsafe=ctx.settings.allow_unsafe_models,
+            base=service_thresholds(ctx.settings),
+        )
+        warm(model)
+        ctx.catalog.add(model, order)
+    return f"{manifest.name}/{manifest.version}"
+
+
+def refusal_reason(exc: Exception) -> str:
+    """Why a version is not served, in words its owner understands."""
+    if isinstance(exc, LoadRefused):
+        return str(exc)
+    if isinstance(exc, RationaleError):
+        return exc.detail
+    return f"the artifact could not be loaded: {type(exc).__name__}: {exc}"
+
+
+def warm(model: LoadedModel) -> None:
+    """Explain a background row under ``auto`` so the explainers are built before the first
+    request, and refuse (``LoadRefused``) a model that cannot be served: one whose
+    explanation fails or raises, or whose predictions or explanations are not repeatable."""
+    frame = model.model.background_frame
+    row = {str(k): v for k, v in frame.iloc[0].to_dict().items()}
+    check_repeatable_predictions(model)
+    try:
+        first = compute_one(model, row, Options())
+        second = compute_one(model, row, Options())
+    except RationaleError as exc:
+        raise LoadRefused(
+            f"no method can explain it under auto (tried on the first background row): {exc.detail}"
+        ) from exc
+    except Exception as exc:
+        raise LoadRefused(
+            "explaining the first background row under auto failed with "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    a, b = first.explanation, second.explanation
+    if (
+        a.method != b.method
+        or a.contributions.tobytes() != b.contributions.tobytes()
+        or a.base_value != b.base_value
+    ):
+        raise LoadRefused(
+            f"its explanations are not repeatable: {a.method} gave different numbers for the "
+            "same row twice, so a stored explanation could not be replayed"
+        )
+
+
+WARM_ROWS = 16
+"""Background rows predicted twice at load to check the model's predictions repeat."""
+
+
+def check_repeatable_predictions(model: LoadedModel) -> None:
+    """Refuse a model whose predictions of the same rows differ between two calls."""
+    rows = model.model.background[:WARM_ROWS]
+    try:
+        first = model.model.raw_output(rows)
+        second = model.model.raw_output(rows)
+    except Exception as exc:
+        raise LoadRefused(
+            f"predicting its background rows failed with {type(exc).__name__}: {exc}"
+        ) from exc
+    if first.shape != second.shape or first.tobytes() != second.tobytes():
+        raise LoadRefused(
+            "its predictions are not deterministic: the same rows predicted twice gave "
+            "different outputs (fix the random state or remove the randomness at predict time)"
+        )
+    if not np.isfinite(first).all():
+        raise LoadRefused("it predicts non-finite values (NaN or infinity) for background rows")
 
 
 def get_model(ctx: Context, name: str, version: str | None = None) -> LoadedModel:

@@ -128,7 +128,12 @@ def test_pickle_formats_are_refused_unless_allowed(tmp_path: Path) -> None:
     root = tmp_path / "models"
     _tiny_model_folder(root, "model.joblib", _fitted(make_pipeline(LogisticRegression())))
     with serve(tmp_path, root) as client:
-        assert client.get("/readyz").json() == {"ready": True, "models": 0, "refused": 1}
+        ready = client.get("/readyz").json()
+        assert ready["ready"] and ready["models"] == 0 and ready["refused"] == 1
+        (refused,) = ready["refused_versions"]
+        assert (
+            refused["folder"] == "tiny/1" and "RATIONALE_ALLOW_UNSAFE_MODELS" in refused["reason"]
+        )
     with serve(tmp_path, root, allow_unsafe_models=True) as client:
         assert client.get("/readyz").json()["models"] == 1
 
@@ -142,7 +147,9 @@ def test_skops_artifact_with_untrusted_types_is_refused(tmp_path: Path) -> None:
     model = _fitted(make_pipeline(FunctionTransformer(_double), LogisticRegression()))
     _tiny_model_folder(root, "model.skops", model)
     with serve(tmp_path, root) as client:
-        assert client.get("/readyz").json() == {"ready": True, "models": 0, "refused": 1}
+        ready = client.get("/readyz").json()
+        assert ready["ready"] and ready["models"] == 0 and ready["refused"] == 1
+        assert "outside the allow-list" in ready["refused_versions"][0]["reason"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ContextDep
+from app.api.schemas_refused import Readiness, RefusedVersionOut
 
 router = APIRouter(tags=["health"])
 
@@ -16,12 +17,19 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready yet."}},
+)
 async def readyz(ctx: ContextDep) -> JSONResponse:
-    """200 once the schema is migrated and the models are loaded; 503 before."""
-    body = {
-        "ready": ctx.ready,
-        "models": len(ctx.catalog),
-        "refused": len(ctx.catalog.refused),
-    }
-    return JSONResponse(body, status_code=200 if ctx.ready else 503)
+    """200 once the schema is migrated and the models are loaded; 503 before. Refused
+    model versions are named with the reason (the others are served)."""
+    refused = ctx.catalog.refused_versions()
+    body = Readiness(
+        ready=ctx.ready,
+        models=len(ctx.catalog),
+        refused=len(refused),
+        refused_versions=[RefusedVersionOut(**r.as_dict()) for r in refused],
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ctx.ready else 503)

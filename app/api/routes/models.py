@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ContextDep, ModelReaderDep
+from app.api.schemas_refused import ModelList
 from app.services import models as service
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("")
+@router.get("", response_model=ModelList)
 async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
-    """Every served model name with its versions, latest last."""
+    """Every served model name with its versions, latest last; refused versions and why."""
     items = []
     for name in ctx.catalog.names():
         versions = ctx.catalog.versions(name)
@@ -25,7 +26,8 @@ async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
                 "versions": [service.describe(v, full=False) for v in versions],
             }
         )
-    return {"items": items, "next_cursor": None}
+    refused = [r.as_dict() for r in ctx.catalog.refused_versions()]
+    return {"items": items, "next_cursor": None, "refused": refused}
 
 
 @router.get("/{name}")
