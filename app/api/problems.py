@@ -136,7 +136,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"field": _field(tuple(error.get("loc", ()))), "message": _message(error)}
+            {
+                "field": "body"
+                if error.get("type") == "json_invalid"
+                else _field(tuple(error.get("loc", ()))),
+                "message": _message(error),
+            }
             for error in exc.errors()
         ]
         return problem(
