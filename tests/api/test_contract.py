@@ -7,14 +7,17 @@ import json
 import keyword
 import random
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import problems
 from app.api.schemas import MAX_FEATURES, ExplanationRecord, Problem
 from app.main import create_app
+from tests.contract import ContractClient, check_response
 from tests.helpers import auth, instances, make_settings, unique_id
 from tests.store.support import app_client
 
@@ -288,3 +291,29 @@ def test_routing_does_not_depend_on_router_order(tmp_path: Any) -> None:
             ).status_code
             == 200
         )
+
+
+def answer(status: int, request: httpx.Request, **content: Any) -> httpx.Response:
+    response = httpx.Response(status, request=request, **content)
+    response.elapsed = timedelta(0)
+    return response
+
+
+def test_the_suite_checks_responses_against_the_document(client: TestClient) -> None:
+    """The fixture's client validates every answer (tests/contract.py); it can fail."""
+    assert isinstance(client, ContractClient)
+    app = client.app
+    request = httpx.Request("GET", "http://testserver/v1/models")
+    good = client.get("/v1/models", headers=auth("auditor"))
+    check_response(app, answer(200, request, content=good.content, headers=good.headers))  # type: ignore[arg-type]
+    bad_bodies = [
+        {"items": "not a list", "next_cursor": None},
+        {"items": [{"name": "m", "latest": 1, "versions": []}], "next_cursor": None},
+    ]
+    for bad in bad_bodies:
+        wrong = answer(200, request, json=bad)
+        with pytest.raises(Exception, match=r"(?i)schema"):
+            check_response(app, wrong)  # type: ignore[arg-type]
+    undocumented = answer(418, request, json={"a": 1})
+    with pytest.raises(Exception, match=r"418"):
+        check_response(app, undocumented)  # type: ignore[arg-type]
