@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import app as package
-from app.api import problems
+from app.api import openapi, problems
 from app.api.middleware import AccessLog, BodyLimit
 from app.api.routes import (
     audit,
@@ -52,12 +52,14 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         version=package.__version__,
         summary="Explains automated decisions about people and keeps the proof.",
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     problems.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(models.router)
-    app.include_router(records.router)  # before explanations: /explanations/export
     app.include_router(explanations.router)
+    app.include_router(records.router)
     app.include_router(audit.router)
     app.include_router(audits.router)
     app.include_router(reviews.router)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests.contract import ContractClient
 from tests.helpers import REPORT_LINES, make_settings
 
 
@@ -20,7 +21,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with ContractClient(create_app(settings)) as test_client:
         yield test_client
 
 

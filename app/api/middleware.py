@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -37,7 +38,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -53,16 +54,18 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "type": "/problems/payload-too-large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"the request body is over the limit of {self.max_bytes} bytes",
-                "errors": [{"field": "body", "message": f"larger than {self.max_bytes} bytes"}],
-            }
-        )
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        problem: dict[str, Any] = {
+            "type": "/problems/payload-too-large",
+            "title": "Payload too large",
+            "status": 413,
+            "detail": f"the request body is over the limit of {self.max_bytes} bytes",
+            "errors": [{"field": "body", "message": f"larger than {self.max_bytes} bytes"}],
+        }
+        rid = (scope.get("state") or {}).get("request_id")
+        if rid is not None:
+            problem["request_id"] = rid
+        body = orjson.dumps(problem)
         await send(
             {
                 "type": "http.response.start",
@@ -78,8 +81,10 @@ class BodyLimit:
 
 
 class AccessLog:
-    """One log line per request: method, route template (never the concrete path, which may
-    carry a decision or subject id), status and duration. Query strings are never logged."""
+    """One log line per request: request id, method, route template (never the concrete
+    path, which may carry a decision or subject id), status and duration. Query strings are
+    never logged. Each request gets an id (``request.state.request_id``, the ``X-Request-Id``
+    response header, and ``request_id`` in any problem body)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -90,10 +95,14 @@ class AccessLog:
             return
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 500}
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        header = (b"x-request-id", rid.encode())
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
@@ -103,6 +112,7 @@ class AccessLog:
             template = getattr(route, "path", None) or "(unmatched)"
             log.info(
                 "request",
+                request_id=rid,
                 method=scope.get("method"),
                 route=template,
                 status=status["code"],

@@ -1,17 +1,49 @@
-"""Request and response schemas of the HTTP API."""
+"""Request and response schemas of the HTTP API: the OpenAPI document is built from these.
+
+Requests are strict where a JSON type matters (a string is never a number, a bool never an
+integer) and bound the work a body can cause; responses are typed all the way down, and
+open (``additionalProperties``) only where a record may carry more than this version knows."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=128)]
+EXAMPLES = Path(__file__).with_name("examples")
+MAX_FEATURES = 256
+"""Most keys an ``instance`` or ``attributes`` object may hold (bounds the work of a body)."""
+
+
+def _bounded_object(value: Any) -> Any:
+    """Refuse an oversized object before its keys are validated one by one."""
+    if isinstance(value, dict) and len(value) > MAX_FEATURES:
+        raise PydanticCustomError(
+            "too_many_keys",
+            "has {count} keys; at most {limit} are accepted",
+            {"count": len(value), "limit": MAX_FEATURES},
+        )
+    return value
+
+
+FeatureName = Annotated[str, Field(min_length=1, max_length=128)]
+FeatureValues = Annotated[
+    dict[FeatureName, Any],
+    BeforeValidator(_bounded_object),
+    Field(
+        json_schema_extra={"maxProperties": MAX_FEATURES},
+        description="Feature name → value: numbers for numeric features, strings for categorical",
+    ),
+]
 
 
 class ExplainOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     top_k: Annotated[int, Field(ge=1, le=1000)] | None = None
     explained_class: Annotated[str, Field(min_length=1, max_length=128)] | None = None
@@ -26,25 +58,126 @@ class ExplainOptions(BaseModel):
 class ExplainRequest(BaseModel):
     """Explain one decision and store its record."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [json.loads((EXAMPLES / "explain_request.json").read_text())]
+        },
+    )
 
     model: Annotated[str, Field(min_length=1, max_length=64)]
     version: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     decision_id: Identifier
     subject_id: Identifier | None = None
-    instance: dict[str, Any]
-    attributes: dict[str, Any] | None = None
+    instance: FeatureValues
+    attributes: FeatureValues | None = None
     method: Annotated[str, Field(min_length=1, max_length=64)] = "auto"
     options: ExplainOptions | None = None
 
 
+# -- records -----------------------------------------------------------------------------
+
+FeatureValue = float | str | None
+"""A feature's value as the person's input held it (null when the input is withheld)."""
+
+
 class Attribution(BaseModel):
+    """One raw input feature's share of the explained output."""
+
     feature: str
-    value: Any = None
+    value: FeatureValue
     contribution: float
+    standard_error: float | None = Field(
+        default=None, description="For estimated values: the sampling standard error"
+    )
+
+
+class ModelRef(BaseModel):
+    """The model version that made the decision, pinned by its hashes."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    sha256: str
+    manifest_sha256: str | None = None
+    background_sha256: str | None = None
+
+
+class Prediction(BaseModel):
+    """A classifier's label and class probabilities, or a regressor's value."""
+
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    value: float | None = None
+
+
+class ExplanationBody(BaseModel):
+    """How the prediction is explained: method, output space, exactness, attributions."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    method: str
+    requested_method: str | None = None
+    output: Literal["probability", "log_odds", "prediction"]
+    explained_class: str | None
+    model_output: float | None = None
+    exactness: Literal["exact", "estimated", "approximate"] | None = None
+    approximates: str | None = None
+    base_value: float
+    attributions: list[Attribution]
+    fidelity: dict[str, float | None]
+    seed: int
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Reason(BaseModel):
+    """A principal reason in plain words (SPEC §11.1): a feature that weighed against the
+    favourable outcome (or for it, when the outcome is the favourable one)."""
+
+    feature: str
+    direction: Literal["against", "for"]
+    value: FeatureValue
+    contribution: float
+    text: str
+
+
+class CounterfactualChange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    feature: str
+    from_: FeatureValue = Field(alias="from")
+    to: FeatureValue
+
+
+class Counterfactual(BaseModel):
+    """What would change the outcome (SPEC §11.2): the fewest changes to actionable inputs
+    that make the model give the favourable outcome, checked on the model."""
+
+    status: Literal["found", "none_within_bounds", "already_favourable", "not_applicable"]
+    changes: list[CounterfactualChange]
+    outcome: str | None = None
+    probability: float | None = None
+
+
+class Review(BaseModel):
+    """A human review appended to an explanation record."""
+
+    id: str
+    created_at: str
+    key_id: str
+    role: str
+    outcome: Literal["upheld", "overturned", "needs_information"] | None = None
+    reviewer: str | None = None
+    note: str | None = None
+    sealed: Literal["open", "withheld"] | None = None
 
 
 class RecordLink(BaseModel):
+    """The record's place in the hash chain."""
+
     type: str
     v: int
     seq: int
@@ -59,25 +192,45 @@ class ExplanationRecord(BaseModel):
     decision_id: str
     created_at: str
     subject_ref: str
-    model: dict[str, Any]
-    prediction: dict[str, Any]
-    explanation: dict[str, Any]
-    reasons: list[dict[str, Any]]
-    counterfactual: dict[str, Any] | None
-    input: dict[str, Any] | None
-    attributes: dict[str, Any] | None
+    model: ModelRef
+    prediction: Prediction
+    explanation: ExplanationBody
+    reasons: list[Reason]
+    counterfactual: Counterfactual | None
+    input: dict[str, FeatureValue] | None
+    attributes: dict[str, FeatureValue] | None
     sealed: Literal["open", "withheld"]
-    reviews: list[dict[str, Any]]
-    review_requests: list[dict[str, Any]] = []
+    reviews: list[Review]
+    review_requests: list[Review] = []
     record: RecordLink
 
 
+class FieldProblem(BaseModel):
+    """One problem with one request field (dotted path, e.g. ``instance.age``)."""
+
+    field: str
+    message: str
+
+
 class Problem(BaseModel):
+    """An RFC 9457 problem; the members after ``detail`` appear where they apply."""
+
     type: str
     title: str
     status: int
     detail: str
-    errors: list[dict[str, str]] | None = None
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Input errors, each naming its field (the first ones)"
+    )
+    errors_omitted: int | None = Field(
+        default=None, description="How many more input errors there were than listed"
+    )
+    request_id: str | None = Field(default=None, description="Quote it when reporting a fault")
+    record_id: str | None = Field(default=None, description="The record a conflict is about")
+    reason: str | None = Field(default=None, description="Why a replay was impossible")
+    figure: str | None = Field(default=None, description="The fidelity figure that failed")
+    value: float | None = Field(default=None, description="Its value")
+    threshold: float | None = Field(default=None, description="The bound it missed")
 
 
 class ExplanationList(BaseModel):
@@ -117,7 +270,7 @@ class AccessEntry(BaseModel):
     role: str
     endpoint: str | None
     records: list[str]
-    filters: dict[str, Any] | None = None
+    filters: dict[str, str | int | float | bool | None] | None = None
     format: str | None = None
     through_seq: int | None = None
 
@@ -134,16 +287,26 @@ class ReplayDifference(BaseModel):
     difference: float | None
 
 
+class ReplayMethod(BaseModel):
+    recorded: str
+    replayed: str | None = None
+
+
+class ReplayBaseValue(BaseModel):
+    recorded: float | None
+    replayed: float | None
+
+
 class ReplayReport(BaseModel):
     """Whether recomputing a stored explanation reproduces it (SPEC §10.7)."""
 
     id: str
     decision_id: str
-    model: dict[str, Any]
+    model: ModelRef
     match: bool
     tolerance: float
-    method: dict[str, str]
+    method: ReplayMethod
     seed: int
-    base_value: dict[str, float | None]
+    base_value: ReplayBaseValue
     differences: list[ReplayDifference]
-    versions_changed: dict[str, dict[str, Any]]
+    versions_changed: dict[str, dict[str, str | None]]

@@ -335,7 +335,9 @@ async def _compute(
 
 
 def command_from_body(body: dict[str, Any]) -> ExplainCommand:
-    """Turn a schema-validated request body into a command."""
+    """Turn a strictly validated request body (the fields as sent, e.g. the API's
+    ``ExplainRequest.model_dump(exclude_unset=True)``) into a command; the same dict is the
+    body that is canonicalised for the request fingerprint."""
     options = body.get("options") or {}
     return ExplainCommand(
         model=body["model"],

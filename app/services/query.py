@@ -88,7 +88,16 @@ def parse_time(value: str, field: str) -> str:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(
+            f"{field} is out of range",
+            errors=[FieldError(field, "is outside the years 0001-9999 once converted to UTC")],
+        ) from None
+    # isoformat pads the year to four digits (strftime's %Y does not below 1000), so the
+    # stored form compares correctly as text.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def resolve(ctx: Context, params: QueryParams) -> ResolvedQuery:

@@ -58,6 +58,7 @@ def explanation_view(
             "feature": a["feature"],
             "value": values.get(a["feature"]),
             "contribution": a["contribution"],
+            **({"standard_error": a["standard_error"]} if "standard_error" in a else {}),
         }
         for a in explanation["attributions"]
     ]

@@ -17,6 +17,7 @@ from app.store import migrate
 from app.store.chain import Draft
 from app.store.db import make_engine
 from app.store.repository import NewSubject
+from tests.contract import ContractClient
 from tests.helpers import MODELS, fresh_postgres_database, make_settings
 
 BACKENDS = ("sqlite", "postgresql")
@@ -110,5 +111,5 @@ def with_subject(draft: Draft) -> tuple[Draft, NewSubject | None]:
 def app_client(folder: Path, database_url: str | None = None) -> Iterator[TestClient]:
     """The real app over its own database (SQLite file in ``folder`` by default)."""
     url = database_url or f"sqlite:///{folder / 'rationale.db'}"
-    with TestClient(create_app(make_settings(url))) as client:
+    with ContractClient(create_app(make_settings(url))) as client:
         yield client

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from app.api.deps import ContextDep, require
 from app.api.responses import FastJSON
-from app.api.schemas import AccessLog, Problem, VerifyReport
+from app.api.schemas import AccessLog, VerifyReport
 from app.security.principals import Permission, Principal
 from app.services import audit
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 403, 422)}
 VerifyDep = Annotated[Principal, Depends(require(Permission.VERIFY))]
 AccessLogDep = Annotated[Principal, Depends(require(Permission.ACCESS_LOG))]
 
 
-@router.get("/verify", response_model=VerifyReport, responses=ERRORS)
+@router.get("/verify", name="verify", response_model=VerifyReport)
 async def verify(
     ctx: ContextDep,
     _: VerifyDep,
@@ -32,7 +31,7 @@ async def verify(
     return FastJSON(await audit.verify(ctx, seq, hash))
 
 
-@router.get("/access-log", response_model=AccessLog, responses=ERRORS)
+@router.get("/access-log", name="access_log", response_model=AccessLog)
 async def access_log(
     ctx: ContextDep,
     _: AccessLogDep,

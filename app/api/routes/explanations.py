@@ -2,50 +2,83 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from app.api.deps import ContextDep, ExplainerDep, RecordReaderDep
 from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, ExplainRequest, ExplanationRecord, Problem
+from app.api.schemas import ID_PATTERN, ExplainRequest, ExplanationRecord
 from app.services import explanations as service
 from app.services.records import read_explanation
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 404, 409, 413, 422)
+RECORD_ID = "/explanations/{record_id:uuid}"
+"""Record ids are UUIDs: the path converter keeps ``/explanations/export`` (and any other
+fixed segment) from ever matching the record route, whatever the order of the routers."""
+
+LINKS = {
+    "get": {
+        "operationId": "get",
+        "parameters": {"record_id": "$response.body#/id"},
+        "description": "Read the record back",
+    },
+    "get_by_decision": {
+        "operationId": "get_by_decision",
+        "parameters": {"decision_id": "$response.body#/decision_id"},
+        "description": "Read the record by its decision id",
+    },
+    "replay": {
+        "operationId": "replay",
+        "parameters": {"record_id": "$response.body#/id"},
+        "description": "Recompute the explanation and compare",
+    },
 }
 
 
 @router.post(
     "/explanations",
+    name="create",
     status_code=201,
     response_model=ExplanationRecord,
-    responses={**ERRORS, 200: {"model": ExplanationRecord, "description": "identical retry"}},
+    responses={
+        201: {"description": "The record, committed", "links": LINKS},
+        200: {"model": ExplanationRecord, "description": "Identical retry: the existing record"},
+        409: {"description": "The decision id has a record made from a different body"},
+    },
 )
 async def create_explanation(
-    body: ExplainRequest, request: Request, ctx: ContextDep, principal: ExplainerDep
+    body: ExplainRequest, ctx: ContextDep, principal: ExplainerDep
 ) -> FastJSON:
     """Explain one decision and store its record; 201 after the record is committed."""
-    raw = json.loads(await request.body())
-    result = await service.explain_and_record(ctx, principal, service.command_from_body(raw))
+    command = service.command_from_body(body.model_dump(exclude_unset=True))
+    result = await service.explain_and_record(ctx, principal, command)
     return FastJSON(result.view, status_code=201 if result.created else 200)
 
 
-@router.get("/explanations/{record_id}", response_model=ExplanationRecord, responses=ERRORS)
+@router.get(
+    RECORD_ID,
+    name="get",
+    response_model=ExplanationRecord,
+    responses={404: {"description": "No explanation record with that id"}},
+)
 async def get_explanation(
-    record_id: Annotated[str, Path(max_length=64)], ctx: ContextDep, principal: RecordReaderDep
+    record_id: Annotated[uuid.UUID, Path()], ctx: ContextDep, principal: RecordReaderDep
 ) -> FastJSON:
     """The stored explanation record."""
     view = await read_explanation(
-        ctx, principal, record_id=record_id, endpoint="GET /v1/explanations/{id}"
+        ctx, principal, record_id=str(record_id), endpoint="GET /v1/explanations/{id}"
     )
     return FastJSON(view)
 
 
-@router.get("/decisions/{decision_id}", response_model=ExplanationRecord, responses=ERRORS)
+@router.get(
+    "/decisions/{decision_id}",
+    name="get_by_decision",
+    response_model=ExplanationRecord,
+    responses={404: {"description": "No explanation record with that decision id"}},
+)
 async def get_decision(
     decision_id: Annotated[str, Path(pattern=ID_PATTERN)],
     ctx: ContextDep,

@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ContextDep
-from app.api.schemas_refused import Readiness, RefusedVersionOut
+from app.api.schemas_models import Health, Readiness
+from app.api.schemas_refused import RefusedVersionOut
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", name="healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -19,8 +20,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
+    name="readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Not ready yet."}},
+    responses={503: {"model": Readiness, "description": "Not ready yet (or any more)"}},
 )
 async def readyz(ctx: ContextDep) -> JSONResponse:
     """200 once the schema is migrated and the models are loaded; 503 before. Refused

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from app.api.deps import ContextDep, ModelReaderDep
-from app.api.schemas_refused import ModelList
+from app.api.schemas_models import LatestModelCard, ModelCard, ModelList
 from app.services import models as service
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
+Name = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@router.get("", response_model=ModelList)
+@router.get("", name="list_models", response_model=ModelList)
 async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     """Every served model name with its versions, latest last; refused versions and why."""
     items = []
@@ -30,16 +32,21 @@ async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     return {"items": items, "next_cursor": None, "refused": refused}
 
 
-@router.get("/{name}")
-async def get_model(name: str, ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
+@router.get("/{name}", name="get_model", response_model=LatestModelCard, responses=NOT_FOUND)
+async def get_model(name: Name, ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     """The latest version's card, with the list of versions."""
     latest = service.get_model(ctx, name)
     return service.describe(latest) | {"versions": [v.version for v in ctx.catalog.versions(name)]}
 
 
-@router.get("/{name}/versions/{version}")
+@router.get(
+    "/{name}/versions/{version}",
+    name="get_model_version",
+    response_model=ModelCard,
+    responses=NOT_FOUND,
+)
 async def get_model_version(
-    name: str, version: str, ctx: ContextDep, _: ModelReaderDep
+    name: Name, version: Name, ctx: ContextDep, _: ModelReaderDep
 ) -> dict[str, Any]:
     """One version's card: feature schema, artifact hash, explainer defaults."""
     return service.describe(service.get_model(ctx, name, version))

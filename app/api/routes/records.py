@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import uuid
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ContextDep, require
 from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, ExplanationList, Problem, ReplayReport
+from app.api.routes.explanations import RECORD_ID
+from app.api.schemas import ID_PATTERN, ExplanationList, ReplayReport
 from app.security.principals import Permission, Principal
 from app.services import audit, query
 
-router = APIRouter(prefix="/v1", tags=["records"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 403, 404, 409, 422)
-}
+router = APIRouter(prefix="/v1", tags=["explanations"])
 QueryDep = Annotated[Principal, Depends(require(Permission.QUERY))]
 ExportDep = Annotated[Principal, Depends(require(Permission.EXPORT))]
 ReplayDep = Annotated[Principal, Depends(require(Permission.REPLAY))]
@@ -42,7 +41,7 @@ async def filters(
 FiltersDep = Annotated[query.QueryParams, Depends(filters)]
 
 
-@router.get("/explanations", response_model=ExplanationList, responses=ERRORS)
+@router.get("/explanations", name="query", response_model=ExplanationList)
 async def list_explanations(
     params: FiltersDep,
     ctx: ContextDep,
@@ -56,7 +55,14 @@ async def list_explanations(
 
 @router.get(
     "/explanations/export",
-    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    name="export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One record per line (JSONL, or the stored chain), or CSV",
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+        }
+    },
 )
 async def export_explanations(
     params: FiltersDep,
@@ -74,10 +80,18 @@ async def export_explanations(
     )
 
 
-@router.post("/explanations/{record_id}/replay", response_model=ReplayReport, responses=ERRORS)
+@router.post(
+    RECORD_ID + "/replay",
+    name="replay",
+    response_model=ReplayReport,
+    responses={
+        404: {"description": "No explanation record with that id"},
+        409: {"description": "Replay is impossible; `reason` says why"},
+    },
+)
 async def replay_explanation(
-    record_id: Annotated[str, Path(max_length=64)], ctx: ContextDep, principal: ReplayDep
+    record_id: Annotated[uuid.UUID, Path()], ctx: ContextDep, principal: ReplayDep
 ) -> FastJSON:
     """Recompute the stored explanation with the model version, method and seed that made
     it; 409 with the reason when that is impossible."""
-    return FastJSON(await audit.replay(ctx, principal, record_id))
+    return FastJSON(await audit.replay(ctx, principal, str(record_id)))

@@ -1,0 +1,96 @@
+"""Response schemas of the model catalog and the health endpoints.
+
+Open to more members (``extra="allow"``): a card may carry what a newer manifest declares."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.schemas_refused import RefusedVersionOut
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class FeatureSpec(_Open):
+    """One input feature as the manifest declares it."""
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    description: str | None = None
+    unit: str | None = None
+    categories: list[str] | None = None
+    actionable: bool | None = None
+    protected: bool | None = None
+
+
+class ExplainerDefaults(_Open):
+    """The methods a version offers and the fidelity bars its explanations must meet."""
+
+    default_method: str
+    methods: list[str]
+    additivity_tolerance_exact: float
+    additivity_tolerance_auto: float
+    sampling_standard_error: float
+    lime_min_r2: float
+    exact_max_features: int
+
+
+class ModelSummary(_Open):
+    """A model version in a listing."""
+
+    name: str
+    version: str
+    task: Literal["classification", "regression"]
+    classes: list[str] | None
+    favorable: str | None = None
+    sha256: str
+    manifest_sha256: str
+
+
+class ModelCard(ModelSummary):
+    """A model version's card: feature schema, artifact hashes, explainer defaults."""
+
+    background_sha256: str
+    background_rows: int
+    features: list[FeatureSpec]
+    attributes: list[FeatureSpec]
+    trained_with: dict[str, Any] | None = None
+    card: dict[str, Any] | None = None
+    explainer: ExplainerDefaults
+
+
+class LatestModelCard(ModelCard):
+    """The latest version's card, with every version of the name."""
+
+    versions: list[str]
+
+
+class ModelEntry(_Open):
+    name: str
+    latest: str
+    versions: list[ModelSummary]
+
+
+class ModelList(_Open):
+    items: list[ModelEntry]
+    next_cursor: str | None
+    refused: list[RefusedVersionOut] = Field(
+        default_factory=list, description="Version folders refused at load, and why."
+    )
+
+
+class Health(_Open):
+    status: Literal["ok"]
+
+
+class Readiness(_Open):
+    """Whether the process serves: schema migrated and models loaded."""
+
+    ready: bool
+    models: int
+    refused: int
+    refused_versions: list[RefusedVersionOut] = Field(default_factory=list)
