@@ -24,13 +24,6 @@ from app.reports import fonts
 from app.reports.reasons import is_adverse, retell
 from app.reports.wording import Phrases, phrases
 
-FORMATS = ("json", "html", "text", "pdf")
-MEDIA_TYPES = {
-    "json": "application/json",
-    "html": "text/html; charset=utf-8",
-    "text": "text/plain; charset=utf-8",
-    "pdf": "application/pdf",
-}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
