@@ -174,7 +174,7 @@ def explain(
 
     from app.config import Settings
     from app.errors import RationaleError
-    from app.reports.render import FORMATS
+    from app.reports.formats import FORMATS
     from app.reports.wording import LANGUAGES
     from app.services import reports as report_service
     from app.services.explanations import command_from_body
@@ -201,6 +201,9 @@ def explain(
     contact = os.environ.get("RATIONALE_REVIEW_CONTACT") or str(
         Settings.model_fields["review_contact"].default
     )
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as the service runs: one BLAS/OpenMP thread
     try:
         if store:
             rendered = asyncio.run(_explain_stored(command, report, lang))

@@ -24,13 +24,6 @@ from app.reports import fonts
 from app.reports.reasons import is_adverse, retell
 from app.reports.wording import Phrases, phrases
 
-FORMATS = ("json", "html", "text", "pdf")
-MEDIA_TYPES = {
-    "json": "application/json",
-    "html": "text/html; charset=utf-8",
-    "text": "text/plain; charset=utf-8",
-    "pdf": "application/pdf",
-}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -212,14 +205,10 @@ def text_report(context: dict[str, Any]) -> str:
     return _text_env.get_template("report.txt.j2").render(r=context)
 
 
-class _Pdf(FPDF):
-    pass
-
-
 def pdf_report(context: dict[str, Any], chart_png: bytes | None) -> bytes:
     """The report as a PDF (A4), the chart embedded."""
     texts = context["texts"]
-    pdf = _Pdf(format="A4")
+    pdf = FPDF(format="A4")
     pdf.set_creation_date(datetime.fromisoformat(context["decided_on"]).replace(tzinfo=UTC))
     pdf.set_title(texts["title"])
     pdf.set_lang(context["lang"])

@@ -17,9 +17,8 @@ from typing import Any
 from app.errors import Conflict, InvalidInput, NotFound
 from app.registry import LoadedModel
 from app.registry.validation import check_row
-from app.reports.charts import waterfall_png
 from app.reports.counterfactual import counterfactual
-from app.reports.render import MEDIA_TYPES, render, report_context
+from app.reports.formats import MEDIA_TYPES
 from app.reports.wording import phrases
 from app.security.crypto import seal
 from app.security.principals import Principal, Role
@@ -75,6 +74,10 @@ def render_report(
     what_would_change: dict[str, Any] | None,
 ) -> Rendered:
     """Render a report of an opened explanation view (CPU work: run it in a thread)."""
+    # Imported on first use: fpdf and jinja2 would add seconds to every worker's start.
+    from app.reports.charts import waterfall_png
+    from app.reports.render import render, report_context
+
     context = report_context(
         view,
         model.manifest,
@@ -121,6 +124,8 @@ async def chart(ctx: Context, principal: Principal, record_id: str, lang: str) -
     stored = find_explanation(ctx, record_id=record_id)
     view = _opened(ctx, stored)
     model = _model(ctx, view)
+    from app.reports.charts import waterfall_png
+
     words = phrases(model.manifest, model.folder, lang)
     png = await asyncio.to_thread(waterfall_png, view, words)
     await log_access(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from app.registry import LoadedModel
 from app.registry.model import load_version
@@ -37,6 +39,14 @@ DIABETES_FEATURES = {
     "bp": ("Blood pressure, scaled", None),
     "s5": ("Blood fat level, scaled", None),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One BLAS/OpenMP thread, as the service runs (Context.create): HistGradientBoosting's
+    OpenMP threads on a busy 2-core machine make each prediction 100× slower."""
+    with threadpool_limits(1):
+        yield
 
 
 @functools.cache

@@ -210,6 +210,16 @@ def test_bad_requests_name_the_field(client: TestClient, declined: dict[str, Any
     response = client.post(f"{path}/reports", json={"format": "doc"}, headers=auth("support"))
     assert response.status_code == 422
     assert any("format" in e["field"] for e in response.json()["errors"])
+    body = {
+        "model": "credit-risk",
+        "decision_id": unique_id(),
+        "instance": declined["input"],
+        "options": {"lang": "fr", "counterfactual": "maybe"},
+    }
+    response = client.post("/v1/explanations", json=body, headers=auth("backend"))
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert any("lang" in f for f in fields) and any("counterfactual" in f for f in fields)
     assert client.get("/v1/reports/nope", headers=auth("support")).status_code == 404
     assert client.get("/v1/explanations/nope/plot.png", headers=auth("support")).status_code == 404
     # A report id is not an explanation id and vice versa.

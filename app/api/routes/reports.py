@@ -11,7 +11,7 @@ from app.api.deps import ContextDep, RecordReaderDep, require
 from app.api.responses import FastJSON
 from app.api.schemas import Problem
 from app.api.schemas_reports import IssuedReport, ReportFormat, ReportLang, ReportRequest
-from app.reports.render import MEDIA_TYPES
+from app.reports.formats import MEDIA_TYPES
 from app.security.principals import Permission, Principal
 from app.services import reports as service
 
