@@ -11,6 +11,7 @@ import app as package
 from app.api import problems
 from app.api.middleware import AccessLog, BodyLimit
 from app.api.routes import audit, explanations, health, models, records
+from app.api.timeouts import BodyTimeout
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(explanations.router)
     app.include_router(audit.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AccessLog)
     return app
 

@@ -14,6 +14,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+CONNECT_TIMEOUT_SECONDS = 3
+"""Longest wait for a new PostgreSQL connection."""
 WRITE = {"rationale_write": True}
 """Execution option of a connection that appends: SQLite takes the write lock at BEGIN."""
 
@@ -32,7 +34,14 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, pool_size: int = 8) 
         )
         _sqlite_events(engine, busy_timeout_ms)
         return engine
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # An unreachable server fails fast (a 503) instead of hanging a request.
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def _sqlite_events(engine: Engine, busy_timeout_ms: int) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ContextDep
+from app.services.health import readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,10 +19,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(ctx: ContextDep) -> JSONResponse:
-    """200 once the schema is migrated and the models are loaded; 503 before."""
-    body = {
-        "ready": ctx.ready,
-        "models": len(ctx.catalog),
-        "refused": len(ctx.catalog.refused),
-    }
-    return JSONResponse(body, status_code=200 if ctx.ready else 503)
+    """200 once the schema is migrated and the models are loaded, while the record writer
+    runs and the record store answers; 503 (with Retry-After) otherwise."""
+    ready, body = await readiness(ctx)
+    if ready:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
