@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     """Threads per process of the slow lane: requests estimated over ``fast_lane_seconds``
     run there, one row at a time, so they never hold up the fast lane."""
 
-    fast_lane_seconds: float = Field(default=0.05, gt=0)
+    fast_lane_seconds: float = Field(default=0.25, gt=0)
     """Estimated compute (seconds per row) above which a request takes the slow lane."""
 
     compute_budget_seconds: float = Field(default=30.0, gt=0)

@@ -28,7 +28,7 @@ from app.services import cost
 
 MAX_BATCH = 64
 """Most rows explained in one call; the rest wait for the next one."""
-FAST_LANE_SECONDS = 0.05
+FAST_LANE_SECONDS = 0.25
 """Default estimated compute above which a request runs on the slow lane."""
 log = structlog.get_logger(__name__)
 
