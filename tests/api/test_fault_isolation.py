@@ -1,0 +1,141 @@
+"""One client's bad row or slow method never harms another's request (issue 16), over HTTP
+through the real app: real models, a real SQLite store, concurrent clients on two keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services.context import Context
+from tests.helpers import API_KEYS, auth, instances, make_settings, unique_id
+
+OTHER = "other-backend-key-0123456789abcdef"
+"""A second backend client (another product) with its own key."""
+
+
+def other() -> dict[str, str]:
+    return {"Authorization": f"Bearer {OTHER}"}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'rationale.db'}",
+        api_keys=f"{API_KEYS},{OTHER}:backend",
+        compute_budget_seconds=1e6,  # the slow methods below are meant to run
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def context(client: TestClient) -> Context:
+    ctx: Context = client.app.state.context  # type: ignore[attr-defined]
+    return ctx
+
+
+def post(client: TestClient, headers: dict[str, str], **body: Any) -> Any:
+    return client.post(
+        "/v1/explanations", json={"decision_id": unique_id()} | body, headers=headers
+    )
+
+
+def wait_for(condition: Any, message: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.01)
+
+
+def numbers(view: dict[str, Any]) -> tuple[Any, ...]:
+    explanation = view["explanation"]
+    return (
+        view["prediction"],
+        explanation["method"],
+        explanation["base_value"],
+        [(a["feature"], a["contribution"]) for a in explanation["attributions"]],
+    )
+
+
+def test_a_poisoned_row_fails_alone_and_its_neighbours_get_their_own_answers(
+    client: TestClient,
+) -> None:
+    ctx = context(client)
+    rows = instances("credit-risk", 4)
+    poisoned = rows[0] | {"credit_amount": 1e308}
+    # Hold the explain thread (an opener request waits on it) so that the concurrent
+    # requests queue up behind it and share the next micro-batch.
+    gate = threading.Event()
+    ctx.executor.submit(gate.wait, 60)
+    with ThreadPoolExecutor(6) as pool:
+        opener = pool.submit(post, client, auth("backend"), model="credit-risk", instance=rows[1])
+        wait_for(lambda: len(ctx.batcher.batch_sizes) == 1, "the opener never started")
+        valid = [
+            pool.submit(post, client, other(), model="credit-risk", instance=row) for row in rows
+        ]
+        bad = pool.submit(post, client, auth("backend"), model="credit-risk", instance=poisoned)
+        # Refused before any batching: it is answered while the explain thread is held.
+        refused = bad.result(timeout=60)
+        assert not any(f.done() for f in valid)
+        wait_for(
+            lambda: sum(len(s.jobs) for s in ctx.batcher._pending.values()) == 4,
+            "the valid requests never queued",
+        )
+        gate.set()
+        answers = [f.result(timeout=60) for f in valid]
+        assert opener.result(timeout=60).status_code == 201
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert [e["field"] for e in problem["errors"]] == ["instance.credit_amount"]
+    assert [a.status_code for a in answers] == [201] * 4
+    assert list(ctx.batcher.batch_sizes) == [("fast", 1), ("fast", 4)]  # the four shared one
+    for row, answer in zip(rows, answers, strict=True):
+        alone = post(client, other(), model="credit-risk", instance=row)
+        assert alone.status_code == 201
+        assert numbers(answer.json()) == numbers(alone.json())  # bit-identical floats
+
+
+def test_a_slow_client_does_not_hold_up_a_fast_one(client: TestClient) -> None:
+    ctx = context(client)
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def timed(name: str, headers: dict[str, str], **body: Any) -> int:
+        response = post(client, headers, **body)
+        with lock:
+            finished.append(name)
+        return int(response.status_code)
+
+    slow_rows = instances("income", 2)
+    with ThreadPoolExecutor(3) as pool:
+        slow = [
+            pool.submit(
+                timed,
+                f"slow-{i}",
+                auth("backend"),
+                model="income",
+                instance=row,
+                method="shap.exact",
+            )
+            for i, row in enumerate(slow_rows)
+        ]
+        wait_for(
+            lambda: any(lane == "slow" for lane, _ in ctx.batcher.batch_sizes),
+            "the slow requests never started",
+        )
+        fast = pool.submit(
+            timed, "fast", other(), model="credit-risk", instance=instances("credit-risk", 1)[0]
+        )
+        assert fast.result(timeout=120) == 201
+        assert [f.result(timeout=600) for f in slow] == [201, 201]
+    # The fast request, sent after the slow ones had started, finished before either.
+    assert finished[0] == "fast", finished
+    assert sorted(lane for lane, _ in ctx.batcher.batch_sizes) == ["fast", "slow", "slow"]
