@@ -139,3 +139,19 @@ def test_a_slow_client_does_not_hold_up_a_fast_one(client: TestClient) -> None:
     # The fast request, sent after the slow ones had started, finished before either.
     assert finished[0] == "fast", finished
     assert sorted(lane for lane, _ in ctx.batcher.batch_sizes) == ["fast", "slow", "slow"]
+
+
+def test_a_stopped_writer_makes_the_process_unready_and_writes_answer_503_at_once(
+    client: TestClient,
+) -> None:
+    assert client.get("/readyz").status_code == 200
+    context(client).writer.close()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.headers["Retry-After"].isdigit()
+    assert "the record writer is not running" in ready.json()["problems"]
+    started = time.monotonic()
+    answer = post(client, auth("backend"), model="recidivism", instance=instances("recidivism")[0])
+    assert time.monotonic() - started < 10
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"].isdigit()
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import Server, auth, instances, unique_id
+from app.serving import KEEP_ALIVE_SECONDS
+from tests.helpers import KEYS, Server, auth, instances, unique_id
 from tests.store.support import MODEL, one_model
 
 pytestmark = pytest.mark.server
@@ -25,7 +28,9 @@ LOAD_THREADS = 4
 def test_cancelled_requests_under_load_leave_the_service_appending(tmp_path: Path) -> None:
     models = one_model(tmp_path)
     url = f"sqlite:///{tmp_path / 'rationale.db'}"
-    server = Server(url, tmp_path, workers=1, RATIONALE_MODELS_DIR=models).start(timeout=180)
+    server = Server(
+        url, tmp_path, workers=1, RATIONALE_MODELS_DIR=models, RATIONALE_BODY_TIMEOUT_SECONDS="2"
+    ).start(timeout=180)
     rows = instances(MODEL, 20)
     stop = threading.Event()
     statuses: list[int] = []
@@ -81,9 +86,31 @@ def test_cancelled_requests_under_load_leave_the_service_appending(tmp_path: Pat
             verified = client.get("/v1/audit/verify", headers=auth("auditor")).json()
         assert verified["ok"], verified
         assert verified["records_checked"] >= len(statuses) + 5
+        assert_slow_bodies_and_idle_connections_are_cut(server)
         log = server.log()
         assert "record writer stopped" not in log and "InvalidStateError" not in log
         assert "status=500" not in log and '"status": 500' not in log
     finally:
         stop.set()
         server.stop()
+
+
+def assert_slow_bodies_and_idle_connections_are_cut(server: Server) -> None:
+    """A body trickling in gets 408 after the body timeout; an idle keep-alive connection
+    is closed after uvicorn's keep-alive timeout."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        head = (
+            "POST /v1/explanations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {KEYS['backend']}\r\nContent-Length: 400\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"model": ')
+        started = time.monotonic()
+        answer = sock.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert 1.5 < time.monotonic() - started < 15
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert sock.recv(65536) == b""  # closed by the server, not by us
+        assert time.monotonic() - started < KEEP_ALIVE_SECONDS + 10
