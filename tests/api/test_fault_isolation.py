@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.services.context import Context
-from tests.helpers import API_KEYS, auth, instances, make_settings, unique_id
+from tests.helpers import API_KEYS, MODELS, auth, instances, make_settings, unique_id
 
 OTHER = "other-backend-key-0123456789abcdef"
 """A second backend client (another product) with its own key."""
@@ -155,3 +155,25 @@ def test_a_stopped_writer_makes_the_process_unready_and_writes_answer_503_at_onc
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"].isdigit()
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_explicit_method_over_the_compute_budget_is_refused_and_auto_fits(
+    tmp_path: Path,
+) -> None:
+    models = tmp_path / "models" / "income"
+    models.mkdir(parents=True)
+    (models / "1").symlink_to(MODELS / "income" / "1", target_is_directory=True)
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'rationale.db'}",
+        models_dir=tmp_path / "models",
+        compute_budget_seconds=0.5,  # TreeSHAP fits, 2^12 coalitions × 100 rows do not
+    )
+    row = instances("income", 1)[0]
+    with TestClient(create_app(settings)) as small:
+        refused = post(small, auth("backend"), model="income", instance=row, method="shap.exact")
+        assert refused.status_code == 422, refused.text
+        (error,) = refused.json()["errors"]
+        assert error["field"] == "method" and "compute budget of 0.5 s" in error["message"]
+        fits = post(small, auth("backend"), model="income", instance=row)
+        assert fits.status_code == 201, fits.text
+        assert fits.json()["explanation"]["method"] == "shap.tree"
