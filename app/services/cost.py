@@ -36,7 +36,7 @@ from app.explain.permutation import PermutationShap
 from app.explain.tree import TreeShap
 from app.registry import LoadedModel
 
-MEASURE_ROWS = 4096
+MEASURE_ROWS = 2048
 """Rows predicted in one call to measure the per-row cost."""
 
 
@@ -53,7 +53,7 @@ _lock = threading.Lock()
 
 
 def measure(model: TabularModel) -> PredictCost:
-    """Time the model's prediction (best of three) once; later calls reuse the figure."""
+    """Time the model's prediction (best of two) once; later calls reuse the figure."""
     with _lock:
         known = _measured.get(model)
     if known is not None:
@@ -61,7 +61,7 @@ def measure(model: TabularModel) -> PredictCost:
     background = model.background
     block = np.tile(background, (max(1, MEASURE_ROWS // len(background)), 1))
     model.raw_output(background[:1])  # first-call overheads out of the figure
-    per_row = min(_timed(model, block) for _ in range(3)) / len(block)
+    per_row = min(_timed(model, block) for _ in range(2)) / len(block)
     per_call = min(_timed(model, background[:1]) for _ in range(3))
     cost = PredictCost(per_row=per_row, per_call=per_call)
     with _lock:

@@ -177,3 +177,33 @@ def test_an_explicit_method_over_the_compute_budget_is_refused_and_auto_fits(
         fits = post(small, auth("backend"), model="income", instance=row)
         assert fits.status_code == 201, fits.text
         assert fits.json()["explanation"]["method"] == "shap.tree"
+
+
+def test_a_sqlite_file_gone_from_its_path_is_503_until_it_is_back(tmp_path: Path) -> None:
+    models = tmp_path / "models" / "recidivism"
+    models.mkdir(parents=True)
+    (models / "1").symlink_to(MODELS / "recidivism" / "1", target_is_directory=True)
+    database = tmp_path / "rationale.db"
+    settings = make_settings(f"sqlite:///{database}", models_dir=tmp_path / "models")
+    row = instances("recidivism", 1)[0]
+    with TestClient(create_app(settings)) as app:
+        created = [post(app, auth("backend"), model="recidivism", instance=row) for _ in range(3)]
+        assert [r.status_code for r in created] == [201] * 3
+        database.rename(tmp_path / "elsewhere.db")  # moved away under the running service
+        down = post(app, auth("backend"), model="recidivism", instance=row)
+        assert down.status_code == 503 and down.headers["Retry-After"].isdigit(), down.text
+        read = app.get(f"/v1/decisions/{created[0].json()['decision_id']}", headers=auth("backend"))
+        assert read.status_code == 503
+        time.sleep(1.1)  # past the readiness probe's cache
+        assert app.get("/readyz").status_code == 503
+        assert not database.exists()  # no empty database was made in its place
+        (tmp_path / "elsewhere.db").rename(database)
+        again = post(app, auth("backend"), model="recidivism", instance=row)
+        assert again.status_code == 201, again.text
+        time.sleep(1.1)
+        assert app.get("/readyz").status_code == 200
+        for answer in [*created, again]:
+            decision = answer.json()["decision_id"]
+            assert app.get(f"/v1/decisions/{decision}", headers=auth("backend")).status_code == 200
+        verified = app.get("/v1/audit/verify", headers=auth("auditor")).json()
+        assert verified["ok"] and verified["records_checked"] == 4, verified
