@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest accepted request body in bytes; larger bodies get 413."""
 
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest a request body may take to arrive (from its first read); slower gets 408."""
+
     allow_unsafe_models: bool = False
     """Allow pickle/joblib model artifacts. Off: only skops archives with trusted types load."""
 
@@ -38,7 +41,23 @@ class Settings(BaseSettings):
     """Celery broker URL (e.g. ``redis://127.0.0.1:6379/0``); unset, batches run in-process."""
 
     explain_threads: int = Field(default=1, ge=1, le=64)
-    """Threads per process that compute explanations off the event loop."""
+    """Threads per process that compute explanations off the event loop (the fast lane)."""
+
+    slow_explain_threads: int = Field(default=1, ge=1, le=64)
+    """Threads per process of the slow lane: requests estimated over ``fast_lane_seconds``
+    run there, one row at a time, so they never hold up the fast lane."""
+
+    fast_lane_seconds: float = Field(default=0.25, gt=0)
+    """Estimated compute (seconds per row) above which a request takes the slow lane."""
+
+    compute_budget_seconds: float = Field(default=30.0, gt=0)
+    """Largest estimated compute of one explanation (model evaluations × the predict cost
+    measured at load). An explicit method over it is a 422 naming the budget; ``auto``
+    skips to the next method that fits."""
+
+    write_timeout_seconds: float = Field(default=15.0, gt=0)
+    """Longest a request waits for its record to be committed before answering 503 with
+    Retry-After (a retry with the same body is idempotent)."""
 
     additivity_tolerance_exact: float = Field(default=1e-6, gt=0, le=1e-6)
     """Largest |base_value + Σ contributions − model output| accepted from an exact method."""

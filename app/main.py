@@ -20,6 +20,7 @@ from app.api.routes import (
     reports,
     reviews,
 )
+from app.api.timeouts import BodyTimeout
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AccessLog)
     return app
 

@@ -5,6 +5,12 @@ incoming connections across the workers. (With one shared socket, as uvicorn's o
 ``--workers`` does, the first worker to wake accepts every connection that is waiting:
 a few keep-alive clients then all land on one process while the others idle.) The parent
 starts the workers, restarts one that dies, and stops them all on SIGTERM or SIGINT.
+
+A worker whose record writer stops (``app.lifecycle.fail``) shuts down gracefully and exits
+with ``EXIT_FATAL``, so the parent (or, with one worker, compose or systemd) starts a fresh
+one. Timeouts: an idle keep-alive connection is closed after ``KEEP_ALIVE_SECONDS``; a
+request body must arrive within ``RATIONALE_BODY_TIMEOUT_SECONDS`` (``app.api.timeouts``,
+a 408 otherwise); shutdown waits ``GRACEFUL_SHUTDOWN_SECONDS`` for requests in flight.
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import socket
+import sys
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
 import structlog
+import uvicorn
+
+from app import lifecycle
 
 APP = "app.main:app_factory"
 PRELOAD = ["app.main", "skops.io", "uvicorn"]
@@ -24,20 +34,38 @@ PRELOAD = ["app.main", "skops.io", "uvicorn"]
 seconds of CPU to import, which every worker would otherwise pay again (and on two cores,
 at the same time). Nothing is loaded or connected there: each worker still opens its own
 database engine and loads and warms its own models before /readyz answers 200."""
+KEEP_ALIVE_SECONDS = 5
+"""An idle keep-alive connection is closed after this long."""
+GRACEFUL_SHUTDOWN_SECONDS = 10
+"""On SIGTERM, requests in flight get this long to finish."""
 log = structlog.get_logger(__name__)
 
 
-def _config(**extra: object) -> object:
-    import uvicorn
-
+def _config(**extra: object) -> uvicorn.Config:
     return uvicorn.Config(
         APP,
         factory=True,
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **extra,  # type: ignore[arg-type]
     )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also shuts down once the process cannot serve."""
+
+    async def on_tick(self, counter: int) -> bool:
+        if lifecycle.failed() is not None:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _serve(server: _Server, **kwargs: object) -> None:
+    server.run(**kwargs)  # type: ignore[arg-type]
+    if lifecycle.failed() is not None:
+        sys.exit(lifecycle.EXIT_FATAL)
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -51,19 +79,14 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 
 def _worker(host: str, port: int) -> None:
-    import uvicorn
-
     sock = _listening_socket(host, port)
-    server = uvicorn.Server(_config())  # type: ignore[arg-type]
-    server.run(sockets=[sock])
+    _serve(_Server(_config()), sockets=[sock])
 
 
 def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with ``workers`` processes; returns when they have stopped."""
     if workers == 1:
-        import uvicorn
-
-        uvicorn.Server(_config(host=host, port=port)).run()  # type: ignore[arg-type]
+        _serve(_Server(_config(host=host, port=port)))
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)

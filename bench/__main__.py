@@ -719,6 +719,40 @@ def section_reports(run: Run) -> Section:
     return Section("reports", "Reasons and counterfactuals", md, run.results["reports"])
 
 
+def section_fairness(run: Run) -> Section:
+    """A fast client's latency alone and next to a slow client (bench/fairness.py)."""
+    from bench import fairness
+
+    n = 60 if run.settings.quick else 200
+    print(f"fairness: {n} fast requests alone, then beside a slow neighbour ...", flush=True)
+    out = fairness.run(n)
+    run.results["fairness"] = out
+    bare = out["bare"]
+    body = []
+    for label, key in (("alone", "alone"), ("beside the slow neighbour", "with_slow_neighbour")):
+        figures = out[key]
+        body.append(
+            [
+                label,
+                figures["n"],
+                figures["p50_ms"],
+                figures["p95_ms"],
+                figures["p50_ms"] / bare["p50_ms"],
+                figures["p95_ms"] / bare["p95_ms"],
+            ]
+        )
+    slow = out["slow"]
+    md = (
+        f"One worker. The fast client sends {fairness.FAST_MODEL} requests (`auto`) one at a "
+        f"time; the slow neighbour keeps {fairness.SLOW_IN_FLIGHT} `shap.exact` requests on "
+        f"{fairness.SLOW_MODEL} in flight (slow requests: n={slow['n']}, p50 "
+        f"{slow['p50_ms']:.0f} ms). Bare call: pipeline.predict_proba + TreeExplainer "
+        f"in-process, p50 {bare['p50_ms']:.2f} ms, p95 {bare['p95_ms']:.2f} ms.\n\n"
+        + table(["fast client", "n", "p50 ms", "p95 ms", "p50 / bare p50", "p95 / bare p95"], body)
+    )
+    return Section("fairness", "Fair scheduling: a fast client beside a slow one", md, out)
+
+
 SECTIONS: dict[str, Callable[[Run], Section]] = {
     "bare": section_bare,
     "agnostic": section_agnostic,
@@ -728,6 +762,7 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "store": section_store,
     "reports": section_reports,
     "startup": lambda run: startup.section(run),
+    "fairness": section_fairness,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""

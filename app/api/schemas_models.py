@@ -94,3 +94,6 @@ class Readiness(_Open):
     models: int
     refused: int
     refused_versions: list[RefusedVersionOut] = Field(default_factory=list)
+    problems: list[str] | None = Field(
+        default=None, description="Why the process does not serve (with a 503)."
+    )

@@ -66,6 +66,9 @@ class ExplainerSet:
         self.thresholds = thresholds
         self._built: dict[str, Explainer | str] = {}
         self._lock = threading.Lock()
+        self.over_budget: frozenset[str] = frozenset()
+        """Methods ``auto`` and families skip (the service's compute budget); an explicit
+        request for one is refused before it reaches the engine."""
 
     def get(self, name: str) -> Explainer:
         """The method's explainer, built on first use; raises ``ExplainerUnavailable``."""
@@ -106,9 +109,9 @@ class ExplainerSet:
     def candidates(self, method: str, target: Target) -> list[str]:
         """Methods to try in order: the one asked for, or every applicable one of a family."""
         if method == "auto":
-            names = AUTO_ORDER
+            names = [n for n in AUTO_ORDER if n not in self.over_budget]
         elif method in FAMILIES:
-            names = FAMILIES[method]
+            names = [n for n in FAMILIES[method] if n not in self.over_budget]
         elif method in METHODS:
             names = [method]
         else:

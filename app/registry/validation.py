@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
+import weakref
 from typing import Any
 
+import numpy as np
+
 from app.errors import FieldError
+from app.explain.model import TabularModel
 from app.registry.manifest import Feature
 
 SAFE_INTEGER = 2**53 - 1
@@ -60,3 +65,59 @@ def check_row(
         else:
             clean[feature.name] = value
     return clean, errors
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_limits: weakref.WeakKeyDictionary[TabularModel, float] = weakref.WeakKeyDictionary()
+
+
+def value_limit(model: TabularModel) -> float:
+    """Largest magnitude the estimator takes in its input: scikit-learn trees read float32
+    and refuse anything beyond it; others take any finite float64. Found once by asking the
+    artifact itself (a background row with values just beyond float32)."""
+    known = _limits.get(model)
+    if known is not None:
+        return known
+    probe = np.array(model.background[:1], copy=True)
+    columns = (
+        list(range(probe.shape[1]))
+        if model.decomposed
+        else [i for i, f in enumerate(model.features) if not f.categorical]
+    )
+    probe[:, columns] = FLOAT32_MAX * 4
+    limit = float(np.finfo(np.float64).max)
+    if columns:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                model.raw_output(probe)
+        except ValueError:
+            limit = FLOAT32_MAX
+    _limits[model] = limit
+    return limit
+
+
+def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> list[FieldError]:
+    """Errors naming each numeric feature whose value the model cannot take: non-finite after
+    the model's own preprocessing, or beyond what its estimator reads (float32 for trees)."""
+    limit = value_limit(model)
+    numeric = [i for i, f in enumerate(model.features) if not f.categorical]
+    if not numeric:
+        return []
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        encoded = model.encode([row])
+    errors: list[FieldError] = []
+    for i in numeric:
+        columns = model.groups[i] if model.decomposed else np.array([i])
+        values = np.asarray(encoded[0, columns], dtype=np.float64)
+        if not np.isfinite(values).all() or float(np.abs(values).max()) > limit:
+            where = "after the model's preprocessing" if model.decomposed else "for the model"
+            errors.append(
+                FieldError(
+                    f"{field}.{model.features[i].name}",
+                    f"is out of range {where}: the model takes values up to "
+                    f"±{limit:.4g} ({'float32' if limit == FLOAT32_MAX else 'float64'})",
+                )
+            )
+    return errors

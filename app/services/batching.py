@@ -1,29 +1,36 @@
 """Computing explanations off the event loop, rows that arrive together in one call.
 
 Requests for the same model version that arrive while the explain thread is busy are
-taken together: encoded in one pass, predicted in one call where the model's prediction of
-a row does not depend on its neighbours, and explained together where the explainer is
-batchable. Every row gets exactly the bits it would get alone. A batch worker calls
-``compute_many`` directly with its items.
+taken together (on the fast lane; slow requests have a lane of their own): encoded in one
+pass, predicted in one call where the model's prediction of a row does not depend on its
+neighbours, and explained together where the explainer is batchable. Every row gets
+exactly the bits it would get alone, and a row that fails fails alone. A batch worker
+calls ``compute_many`` directly with its items.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 
 from app.errors import FidelityError, FieldError, InvalidInput, RationaleError
 from app.explain import ExplainerUnavailable, Explanation, FidelityFailure, Target
 from app.explain.engine import explain_each
 from app.registry import LoadedModel
+from app.services import cost
 
 MAX_BATCH = 64
 """Most rows explained in one call; the rest wait for the next one."""
+FAST_LANE_SECONDS = 0.25
+"""Default estimated compute above which a request runs on the slow lane."""
+log = structlog.get_logger(__name__)
 
 
 class Explainable(Protocol):
@@ -62,20 +69,75 @@ class Computed:
     target: Target
 
 
-def _refusal(exc: Exception) -> RationaleError:
+class ExplanationFailed(RationaleError):
+    """A row's explanation raised something unforeseen: that row's own 500 (a bug, logged
+    with its traceback), never its neighbours'."""
+
+    status_code = 500
+    title = "Internal error"
+    type_ = "/problems/internal"
+
+
+def _refusal(
+    model: LoadedModel, exc: Exception, job: Explainable, target: Target | None
+) -> RationaleError:
+    """The 422 refusing a row: a fidelity figure, the output space, or the method."""
     if isinstance(exc, FidelityFailure):
         return FidelityError(
             str(exc),
             extra={"figure": exc.figure, "value": exc.value, "threshold": exc.threshold},
         )
-    field_name = "options.output" if "log-odds" in str(exc) else "method"
+    field_name = "method"
+    if target is None:
+        field_name = "options.output"  # the output space does not exist for this model
+    elif target.output == "log_odds":
+        # The method explains this model, only not in log-odds: the output is at fault.
+        try:
+            probability = Target("probability", target.class_index, target.seed)
+            model.explainers.candidates(job.method, probability)
+            field_name = "options.output"
+        except ExplainerUnavailable:
+            pass
     return InvalidInput(str(exc), errors=[FieldError(field_name, str(exc))])
+
+
+def _model_refused(exc: ValueError) -> RationaleError:
+    """The artifact's own input check refused the row (validation did not foresee it)."""
+    message = str(exc)[:200]
+    return InvalidInput(
+        "the model cannot take this instance",
+        errors=[FieldError("instance", f"the model refused it: {message}")],
+    )
 
 
 def compute_many(
     model: LoadedModel, jobs: Sequence[tuple[dict[str, Any], Explainable]]
 ) -> list[Computed | RationaleError]:
-    """Encode, predict and explain rows; each answer is what the row would get alone."""
+    """Encode, predict and explain rows; each answer is what the row would get alone.
+
+    A row that makes the batch fail (the model refusing its values, say) fails alone: the
+    rows are then computed one by one, so its neighbours get exactly their own answers."""
+    try:
+        return _together(model, jobs)
+    except Exception:
+        if len(jobs) > 1:
+            log.warning("micro-batch failed; computing its rows one by one", rows=len(jobs))
+    results: list[Computed | RationaleError] = []
+    for job in jobs:
+        try:
+            results.extend(_together(model, [job]))
+        except ValueError as exc:
+            log.warning("model refused a row", model=model.name, error=str(exc)[:200])
+            results.append(_model_refused(exc))
+        except Exception as exc:
+            log.exception("explanation failed", model=model.name)
+            results.append(ExplanationFailed(f"the explanation failed: {type(exc).__name__}"))
+    return results
+
+
+def _together(
+    model: LoadedModel, jobs: Sequence[tuple[dict[str, Any], Explainable]]
+) -> list[Computed | RationaleError]:
     tabular = model.model
     encoded = tabular.encode([row for row, _ in jobs])
     if model.batch_predict_safe:
@@ -96,7 +158,7 @@ def compute_many(
             ready.append(i)
         except ExplainerUnavailable as exc:
             targets.append(Target("probability", None, job.seed))
-            results.append(_refusal(exc))
+            results.append(_refusal(model, exc, job, None))
             continue
         results.append(InvalidInput("not explained"))
     if ready:
@@ -111,8 +173,10 @@ def compute_many(
         for i, outcome in zip(ready, outcomes, strict=True):
             if isinstance(outcome, Explanation):
                 results[i] = Computed(raw[i], outcome, targets[i])
+            elif isinstance(outcome, FidelityFailure | ExplainerUnavailable):
+                results[i] = _refusal(model, outcome, jobs[i][1], targets[i])
             else:
-                results[i] = _refusal(outcome)
+                raise outcome
     return results
 
 
@@ -134,32 +198,66 @@ class _Pending:
 
 
 class ExplainBatcher:
-    """Hands rows to the explain thread, together when they arrive together."""
+    """Hands rows to the explain threads, together when they arrive together.
 
-    def __init__(self, executor: Executor, max_batch: int = MAX_BATCH) -> None:
+    Two lanes: a request whose estimated compute (``cost.request_cost``) is over
+    ``fast_lane_seconds`` runs on the slow lane's own threads, one row per call, so a slow
+    explanation never holds up another client's fast one; fast rows of one model version
+    that arrive together are micro-batched on the fast lane."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        max_batch: int = MAX_BATCH,
+        *,
+        slow_executor: Executor | None = None,
+        fast_lane_seconds: float = FAST_LANE_SECONDS,
+    ) -> None:
         self.executor = executor
+        self.slow_executor = slow_executor
         self.max_batch = max_batch
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self.fast_lane_seconds = fast_lane_seconds
+        self.batch_sizes: deque[tuple[str, int]] = deque(maxlen=4096)
+        """(lane, rows) of recent calls, newest last: how rows were taken together."""
+        self._pending: dict[tuple[str, str, str], _Pending] = {}
+
+    def lane(self, model: LoadedModel, job: Explainable) -> str:
+        """``slow`` for a request estimated over ``fast_lane_seconds`` (when there is a slow
+        lane), else ``fast``."""
+        if self.slow_executor is None:
+            return "fast"
+        slow = cost.request_cost(model, job.method) > self.fast_lane_seconds
+        return "slow" if slow else "fast"
 
     async def compute(self, model: LoadedModel, row: dict[str, Any], job: Explainable) -> Computed:
         """The row's prediction and explanation; raises its refusal."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Computed] = loop.create_future()
-        slot = self._pending.setdefault((model.name, model.version), _Pending())
+        lane = self.lane(model, job)
+        slot = self._pending.setdefault((lane, model.name, model.version), _Pending())
         slot.jobs.append((row, job, future))
         if not slot.running:
             slot.running = True
-            slot.task = loop.create_task(self._drain(model, slot))
+            slot.task = loop.create_task(self._drain(model, slot, lane))
         return await future
 
-    async def _drain(self, model: LoadedModel, slot: _Pending) -> None:
+    async def _drain(self, model: LoadedModel, slot: _Pending, lane: str) -> None:
         loop = asyncio.get_running_loop()
+        executor = self.executor
+        limit = self.max_batch
+        if lane == "slow" and self.slow_executor is not None:
+            executor, limit = self.slow_executor, 1
         try:
             while slot.jobs:
-                batch, slot.jobs = slot.jobs[: self.max_batch], slot.jobs[self.max_batch :]
+                batch, slot.jobs = slot.jobs[:limit], slot.jobs[limit:]
+                # A client gone (its future cancelled) costs no compute.
+                batch = [job for job in batch if not job[2].done()]
+                if not batch:
+                    continue
+                self.batch_sizes.append((lane, len(batch)))
                 try:
                     outcomes = await loop.run_in_executor(
-                        self.executor, compute_many, model, [(r, j) for r, j, _ in batch]
+                        executor, compute_many, model, [(r, j) for r, j, _ in batch]
                     )
                 except Exception as exc:
                     for _, _, future in batch:

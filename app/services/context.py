@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from threadpoolctl import threadpool_limits
 
+from app import lifecycle
 from app.config import Settings
 from app.registry import ModelCatalog
 from app.security.crypto import ServerKeys
@@ -31,6 +32,7 @@ class Context:
     keyring: KeyRing
     executor: ThreadPoolExecutor
     batcher: ExplainBatcher
+    slow_executor: ThreadPoolExecutor | None = None
     ready: bool = False
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -43,19 +45,27 @@ class Context:
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         repository = Repository(engine)
         executor = ThreadPoolExecutor(settings.explain_threads, thread_name_prefix="explain")
+        slow = ThreadPoolExecutor(settings.slow_explain_threads, thread_name_prefix="explain-slow")
         return cls(
             settings=settings,
             engine=engine,
             repository=repository,
-            writer=GroupWriter(repository),
+            writer=GroupWriter(
+                repository, on_stop=lambda: lifecycle.fail("the record writer stopped")
+            ),
             catalog=ModelCatalog(),
             keys=ServerKeys.from_secret(settings.secret_key.get_secret_value()),
             keyring=KeyRing(parse_api_keys(settings.api_keys.get_secret_value())),
             executor=executor,
-            batcher=ExplainBatcher(executor),
+            batcher=ExplainBatcher(
+                executor, slow_executor=slow, fast_lane_seconds=settings.fast_lane_seconds
+            ),
+            slow_executor=slow,
         )
 
     def close(self) -> None:
         self.writer.close()
         self.executor.shutdown(wait=True)
+        if self.slow_executor is not None:
+            self.slow_executor.shutdown(wait=True, cancel_futures=True)
         self.engine.dispose()

@@ -18,12 +18,13 @@ from app.errors import Conflict, ExplanationFailed, FieldError, InvalidInput, Ra
 from app.explain import Explanation, Target
 from app.explain.engine import library_versions
 from app.registry import LoadedModel
-from app.registry.validation import check_row
+from app.registry.validation import check_model_range, check_row
 from app.reports.counterfactual import counterfactual
 from app.reports.reasons import principal_reasons, wording_stamp
 from app.reports.wording import phrases
 from app.security.crypto import new_data_key, seal
 from app.security.principals import Principal
+from app.services import cost
 from app.services.batching import Computed
 from app.services.context import Context
 from app.services.records import explanation_view, render_page
@@ -84,6 +85,8 @@ def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[s
     model = _resolve(ctx, command)
     manifest = model.manifest
     row, errors = check_row(manifest.features, command.instance, "instance")
+    if not errors:
+        errors.extend(check_model_range(model.model, row, "instance"))
     if command.attributes is not None:
         if not manifest.attributes:
             errors.append(FieldError("attributes", "this model declares no attributes"))
@@ -98,6 +101,8 @@ def validate(ctx: Context, command: ExplainCommand) -> tuple[LoadedModel, dict[s
                 "method", f"unknown method; offered: auto, {', '.join(model.explainers.known())}"
             )
         )
+    elif budget := cost.over_budget(model, command.method, ctx.settings.compute_budget_seconds):
+        errors.append(budget)
     if command.explained_class is not None and command.explained_class not in (
         manifest.classes or []
     ):
@@ -297,7 +302,9 @@ async def explain_and_record(
         draft.sealed = seal(
             data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
         )
-        (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, new_subject)]))
+        (outcome,) = await ctx.writer.commit(
+            [(draft, new_subject)], ctx.settings.write_timeout_seconds
+        )
         if outcome.existing is not None:
             return _existing(ctx, outcome.existing, fingerprint)
         if outcome.subject_taken is not None:

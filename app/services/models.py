@@ -15,6 +15,7 @@ from app.explain.types import Thresholds
 from app.registry import LoadedModel
 from app.registry.loader import LoadRefused, read_version_folder
 from app.registry.model import load_version
+from app.services import cost
 from app.services.batching import Options, compute_one
 from app.services.context import Context
 
@@ -77,6 +78,7 @@ def _load_one(ctx: Context, folder: Path) -> str:
             allow_unsafe=ctx.settings.allow_unsafe_models,
             base=service_thresholds(ctx.settings),
         )
+        cost.apply_budget(model, ctx.settings.compute_budget_seconds)
         warm(model)
         ctx.catalog.add(model, order)
     return f"{manifest.name}/{manifest.version}"

@@ -3,7 +3,6 @@ and every such read logged as an ``access`` record before the content leaves."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -181,7 +180,7 @@ async def log_access(
         clear=clear,
         target_id=target_id,
     )
-    await asyncio.wrap_future(ctx.writer.submit([(draft, None)]))
+    await ctx.writer.commit([(draft, None)], ctx.settings.write_timeout_seconds)
 
 
 def find_explanation(

@@ -51,12 +51,15 @@ def test_concurrent_requests_through_the_batcher_match_sequential_answers() -> N
     rows = instances("credit-risk", 40)
     expected = [compute_one(model, row, Job()) for row in rows]
 
-    async def run() -> list[object]:
+    async def run() -> tuple[list[object], list[tuple[str, int]]]:
         with ThreadPoolExecutor(1) as executor:
             batcher = ExplainBatcher(executor, max_batch=16)
-            return await asyncio.gather(*(batcher.compute(model, row, Job()) for row in rows))
+            got = await asyncio.gather(*(batcher.compute(model, row, Job()) for row in rows))
+            return got, list(batcher.batch_sizes)
 
-    got = asyncio.run(run())
+    got, sizes = asyncio.run(run())
+    # The rows really were taken together (with max_batch=1 this would be 40 calls of 1).
+    assert sum(n for _, n in sizes) == len(rows) and max(n for _, n in sizes) == 16
     for mine, theirs in zip(got, expected, strict=True):
         assert (
             mine.explanation.contributions.tobytes() == theirs.explanation.contributions.tobytes()

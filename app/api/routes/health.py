@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ContextDep
 from app.api.schemas_models import Health, Readiness
-from app.api.schemas_refused import RefusedVersionOut
+from app.services.health import readiness
 
 router = APIRouter(tags=["health"])
 
@@ -25,13 +25,9 @@ async def healthz() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "Not ready yet (or any more)"}},
 )
 async def readyz(ctx: ContextDep) -> JSONResponse:
-    """200 once the schema is migrated and the models are loaded; 503 before. Refused
-    model versions are named with the reason (the others are served)."""
-    refused = ctx.catalog.refused_versions()
-    body = Readiness(
-        ready=ctx.ready,
-        models=len(ctx.catalog),
-        refused=len(refused),
-        refused_versions=[RefusedVersionOut(**r.as_dict()) for r in refused],
-    )
-    return JSONResponse(body.model_dump(), status_code=200 if ctx.ready else 503)
+    """200 once the schema is migrated and the models are loaded, while the record writer
+    runs and the record store answers; 503 (with Retry-After) otherwise."""
+    ready, body = await readiness(ctx)
+    if ready:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
