@@ -204,7 +204,7 @@ def run(
     # -- cross-check of the reference: an independent permutation estimate ------------------
     cross: dict[str, Any] = {"rows": 0}
     if cross_rows > 0 and done:
-        estimator = PermutationShap(tabular, permutations=cross_permutations, max_rounds=1)
+        estimator = PermutationShap(tabular, permutations=cross_permutations)
         precise: list[np.ndarray] = []
         cross_errors: list[float] = []
         t0 = time.perf_counter()
