@@ -578,6 +578,12 @@ def section_agnostic(run: Run) -> Section:
             ],
         )
     )
+    print("agnostic families (30 features) ...", flush=True)
+    r["families"] = agnostic.families(rows=2)
+    md += (
+        "\n\n### Families with 30 features: error, time and evaluations\n\n"
+        f"{agnostic.families.__doc__}\n\n{agnostic.families_markdown(r['families'])}"
+    )
     return Section("agnostic", "Model-agnostic path: permutation vs KernelExplainer", md, r)
 
 

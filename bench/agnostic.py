@@ -204,7 +204,7 @@ def run(
     # -- cross-check of the reference: an independent permutation estimate ------------------
     cross: dict[str, Any] = {"rows": 0}
     if cross_rows > 0 and done:
-        estimator = PermutationShap(tabular, permutations=cross_permutations, max_rounds=1)
+        estimator = PermutationShap(tabular, permutations=cross_permutations)
         precise: list[np.ndarray] = []
         cross_errors: list[float] = []
         t0 = time.perf_counter()
@@ -268,3 +268,189 @@ def run(
         "ratio_p50": naive_t["p50_ms"] / ours_t["p50_ms"],
         "ratio_mean": naive_t["mean_ms"] / ours_t["mean_ms"],
     }
+
+
+# -- families with more than 12 features: error, time and evaluations against KernelExplainer --
+
+FAMILY_REFERENCE_PAIRS = 8192
+"""Antithetic pairs of the reference estimate (seed 12345, one round, 2 background rows per
+pair: 8192 · 2 · 2 · 29 ≈ 950,000 model evaluations per row on 30 features)."""
+SVC_CURVE_BARS = (0.3, 0.2, 0.15, 0.1)
+SVC_CURVE_KERNEL = (500, 1000)
+
+
+def _family_pipelines() -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    estimators = {
+        "MLP": MLPClassifier(hidden_layer_sizes=(32,), max_iter=500, random_state=0),
+        "SVC(probability=True)": SVC(probability=True, random_state=0),
+        "KNeighbors(15)": KNeighborsClassifier(n_neighbors=15),
+        "GaussianNB": GaussianNB(),
+        "LogisticRegression (probability)": LogisticRegression(max_iter=1000),
+    }
+    return {k: Pipeline([("scale", StandardScaler()), ("model", v)]) for k, v in estimators.items()}
+
+
+def families(rows: int = 2, reference_pairs: int = FAMILY_REFERENCE_PAIRS) -> list[dict[str, Any]]:
+    """Per family (30-feature breast cancer, 100 background rows, probability of the
+    predicted class): ours (``shap.permutation`` as served, default bar) and shap's
+    ``KernelExplainer`` at default settings, each with its error (mean |Δφ| / mean |φ_ref|
+    against a high-sample permutation reference, whose own standard error is shown), time
+    and model evaluations; on the SVC also the error/time curve of both."""
+    from sklearn.datasets import load_breast_cancer
+
+    from app.explain import TabularModel
+    from app.explain.model import FeatureSpec
+
+    frame, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    background = frame.sample(100, random_state=0).reset_index(drop=True)
+    chosen = frame.sample(rows, random_state=7).reset_index(drop=True)
+    results = []
+    for family, pipeline in _family_pipelines().items():
+        pipeline.fit(frame, target)
+        features = [FeatureSpec(c, False) for c in frame.columns]
+        model = TabularModel(pipeline, features, background, "classification", ["0", "1"])
+        entry: dict[str, Any] = {"family": family, "rows": []}
+        for r in range(rows):
+            row_result = _family_row(
+                model, chosen.iloc[[r]], reference_pairs, curve=family.startswith("SVC")
+            )
+            entry["rows"].append(row_result)
+            print(f"  {family} row {r}: {row_result['ours']} | kernel {row_result['kernel']}")
+        results.append(entry)
+    return results
+
+
+def _family_row(model: Any, raw: pd.DataFrame, reference_pairs: int, curve: bool) -> dict[str, Any]:
+    """Reference, ours and KernelExplainer on one row (one BLAS/OpenMP thread, as served)."""
+    import shap
+    from threadpoolctl import threadpool_limits
+
+    from app.explain import Target
+    from app.explain.engine import ExplainerSet, explain_rows
+    from app.explain.permutation import PermutationShap
+    from app.explain.types import Thresholds
+
+    pipeline = model.pipeline
+    columns = raw.columns
+    encoded = model.encode([{str(k): v for k, v in raw.iloc[0].items()}])
+    k = int(np.argmax(pipeline.predict_proba(raw)[0]))
+    evaluations = [0]
+
+    def f(x: np.ndarray) -> np.ndarray:
+        evaluations[0] += len(x)
+        return np.asarray(pipeline.predict_proba(pd.DataFrame(x, columns=columns))[:, k])
+
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        reference = PermutationShap(model, permutations=reference_pairs).explain(
+            encoded, Target("probability", k, 12345)
+        )[0]
+        reference_s = time.perf_counter() - t0
+        scale = float(np.mean(np.abs(reference.contributions)))
+
+        def error(values: np.ndarray) -> float:
+            return float(np.mean(np.abs(values - reference.contributions)) / scale)
+
+        def ours(bar: float | None = None) -> dict[str, Any]:
+            thresholds = Thresholds(sampling_standard_error=bar) if bar else Thresholds()
+            explainers = ExplainerSet(model, thresholds)
+            t0 = time.perf_counter()
+            (e,) = explain_rows(
+                explainers, encoded, Target("probability", k, 0), "shap.permutation"
+            )
+            return {
+                "bar": thresholds.sampling_standard_error,
+                "error": error(e.contributions),
+                "seconds": time.perf_counter() - t0,
+                "evaluations": int(e.parameters["evaluations"]),
+            }
+
+        kernel = shap.KernelExplainer(f, model.background_frame.to_numpy(dtype=np.float64))
+
+        def kernel_run(nsamples: Any = "auto") -> dict[str, Any]:
+            np.random.seed(0)  # KernelExplainer samples with numpy's global generator
+            evaluations[0] = 0
+            t0 = time.perf_counter()
+            values = kernel.shap_values(raw.to_numpy(), nsamples=nsamples, silent=True)
+            return {
+                "nsamples": nsamples,
+                "error": error(np.ravel(np.asarray(values, dtype=np.float64))),
+                "seconds": time.perf_counter() - t0,
+                "evaluations": evaluations[0],
+            }
+
+        result: dict[str, Any] = {
+            "reference": {
+                "pairs": reference_pairs,
+                "evaluations": int(reference.parameters["evaluations"]),
+                "seconds": reference_s,
+                "relative_standard_error": float(np.mean(reference.standard_errors)) / scale,
+            },
+            "ours": ours(),
+            "kernel": kernel_run(),
+        }
+        if curve:
+            result["curve_ours"] = [ours(bar) for bar in SVC_CURVE_BARS]
+            result["curve_kernel"] = [kernel_run(n) for n in SVC_CURVE_KERNEL]
+    return result
+
+
+def families_markdown(results: list[dict[str, Any]]) -> str:
+    """The families table and the SVC curve as markdown."""
+    lines = [
+        "| family | rows | reference SE / mean abs φ | ours error | ours ms | ours evaluations "
+        "| Kernel error | Kernel ms | Kernel evaluations | time Kernel / ours |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in results:
+        rows = entry["rows"]
+
+        def mean(path: tuple[str, str], rows: list[dict[str, Any]] = rows) -> float:
+            return float(np.mean([row[path[0]][path[1]] for row in rows]))
+
+        lines.append(
+            f"| {entry['family']} | {len(rows)} "
+            f"| {mean(('reference', 'relative_standard_error')):.2%} "
+            f"| {mean(('ours', 'error')):.1%} | {1000 * mean(('ours', 'seconds')):.0f} "
+            f"| {mean(('ours', 'evaluations')):,.0f} | {mean(('kernel', 'error')):.1%} "
+            f"| {1000 * mean(('kernel', 'seconds')):.0f} | {mean(('kernel', 'evaluations')):,.0f} "
+            f"| {mean(('kernel', 'seconds')) / mean(('ours', 'seconds')):.1f}× |"
+        )
+    for entry in results:
+        curves = [row for row in entry["rows"] if "curve_ours" in row]
+        if not curves:
+            continue
+        lines += ["", f"{entry['family']}: error / time curve (mean over {len(curves)} rows)", ""]
+        lines += ["| method | setting | error | ms | evaluations |", "|---|---|---|---|---|"]
+        for i, bar in enumerate(SVC_CURVE_BARS):
+            pts = [row["curve_ours"][i] for row in curves]
+            lines.append(
+                f"| ours | sampling_standard_error={bar} "
+                f"| {np.mean([p['error'] for p in pts]):.1%} "
+                f"| {1000 * np.mean([p['seconds'] for p in pts]):.0f} "
+                f"| {np.mean([p['evaluations'] for p in pts]):,.0f} |"
+            )
+        for i, n in enumerate(SVC_CURVE_KERNEL):
+            pts = [row["curve_kernel"][i] for row in curves]
+            lines.append(
+                f"| KernelExplainer | nsamples={n} | {np.mean([p['error'] for p in pts]):.1%} "
+                f"| {1000 * np.mean([p['seconds'] for p in pts]):.0f} "
+                f"| {np.mean([p['evaluations'] for p in pts]):,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    print(families_markdown(families(rows=count)))

@@ -134,8 +134,9 @@ def check_fidelity(
 
     Additivity: ≤ ``additivity_exact`` for exact methods; ≤ ``additivity_auto``·max(1,
     |output|) for other additive methods and for anything ``auto`` returns (LIME, which does
-    not add up, reports its residual). Sampling methods: standard error ≤
-    ``sampling_standard_error``·max(1, |output|). LIME: local R² ≥ ``lime_min_r2``.
+    not add up, reports its residual). Sampling methods: every feature's standard error ≤
+    ``Thresholds.standard_error_bar`` (relative to mean |φ|, with an absolute floor). LIME:
+    local R² ≥ ``lime_min_r2``.
     """
     fidelity = explanation.fidelity
     name = explanation.method
@@ -151,10 +152,10 @@ def check_fidelity(
             name, "additivity_residual", residual, thresholds.additivity_auto * scale
         )
     error = fidelity.get("standard_error")
-    if error is not None and not error <= thresholds.sampling_standard_error * scale:
-        raise FidelityFailure(
-            name, "standard_error", error, thresholds.sampling_standard_error * scale
-        )
+    if error is not None:
+        bar = thresholds.standard_error_bar(explanation.contributions, explanation.model_output)
+        if not error <= bar:
+            raise FidelityFailure(name, "standard_error", error, bar)
     r2 = fidelity.get("local_r2")
     if r2 is not None and not r2 >= thresholds.lime_min_r2:
         raise FidelityFailure(name, "local_r2", r2, thresholds.lime_min_r2)

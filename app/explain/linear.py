@@ -57,7 +57,15 @@ LINEARITY_TOLERANCE = 1e-9
 
 
 class LinearShap:
-    """Exact interventional Shapley values of a linear output, from its coefficients."""
+    """Exact interventional Shapley values of a linear output, from its coefficients.
+
+    For a model additive across raw features (a linear output behind scalers and one-hot
+    encoders, each raw feature owning its own columns), the sum of a feature's column terms
+    w_c·(x_c − mean_c) is exactly the Shapley value of the raw feature as a player. Served:
+    the prediction of a linear regressor, the log-odds of a binary logistic model. Not
+    served: a logistic model's probability (not additive), and any class of a multinomial
+    model (log p_k/(1 − p_k) is not linear in x).
+    """
 
     name: ClassVar[str] = "shap.linear"
     exact: ClassVar[bool] = True
@@ -85,45 +93,55 @@ class LinearShap:
     def __init__(self, model: TabularModel) -> None:
         self.model = model
         estimator: Any = model.estimator
-        coef = np.asarray(getattr(estimator, "coef_", np.empty(0)), dtype=np.float64)
-        intercept = np.atleast_1d(np.asarray(getattr(estimator, "intercept_", 0.0), dtype=float))
         width = model.background.shape[1]
-        if coef.size != width or intercept.size != 1:
-            raise ExplainerUnavailable("shap.linear: the estimator has no single linear output")
-        self.coef = coef.reshape(width)
-        self.intercept = float(intercept[0])
+        self.coef, self.intercept = _coefficients(estimator, width)
         self.mean = model.background.mean(axis=0)
         self._check_linear()
+
+    def _linear(self, encoded: np.ndarray) -> np.ndarray:
+        """The estimator's decision function (classifier) or prediction (regressor), (n,)."""
+        if self.model.task == "regression":
+            return self.model.raw_output(encoded)
+        scores = np.asarray(self.model.estimator.decision_function(encoded), dtype=np.float64)
+        if scores.ndim == 2 and scores.shape[1] == 1:
+            scores = scores[:, 0]
+        if scores.ndim != 1:
+            raise ExplainerUnavailable("shap.linear: the estimator has no single linear output")
+        return scores
 
     def _check_linear(self) -> None:
         background = self.model.background
         linear = background @ self.coef + self.intercept
         try:
-            if self.model.task == "regression":
-                observed = np.asarray(self.model.estimator.predict(background), dtype=float)
-            else:
-                proba = self.model.estimator.predict_proba(background)[:, 1]
+            observed = self._linear(background)
+            if self.model.task == "classification":
+                proba = np.asarray(self.model.estimator.predict_proba(background))[:, 1]
                 if not np.allclose(proba, expit(linear), rtol=1e-9, atol=1e-12):
                     raise ExplainerUnavailable("shap.linear: probabilities are not logistic")
-                observed = np.asarray(self.model.estimator.decision_function(background))
         except AttributeError as exc:
             raise ExplainerUnavailable(f"shap.linear: {exc}") from exc
+        if observed.shape != linear.shape:
+            raise ExplainerUnavailable("shap.linear: the output is not x·w + b")
         gap = np.abs(observed - linear) / np.maximum(1.0, np.abs(linear))
-        if observed.shape != linear.shape or float(gap.max()) > LINEARITY_TOLERANCE:
+        if not np.isfinite(gap).all() or float(gap.max()) > LINEARITY_TOLERANCE:
             raise ExplainerUnavailable("shap.linear: the output is not x·w + b")
 
     def explain(self, encoded: np.ndarray, target: Target) -> list[Explanation]:
         """w·(x − mean) per column, folded per raw feature; negated for class 0's log-odds.
 
-        Everything is elementwise per row and the model's output is taken row by row, so
-        rows explained together get the bits they would get alone (tested).
+        The explained output is the estimator's own prediction or decision function (for
+        class 0, its negation), which is the log-odds without the rounding of
+        logit(predict_proba) far from 0. Everything is elementwise per row and the output
+        is taken row by row, so rows explained together get the bits they would get alone
+        (tested).
         """
         sign = -1.0 if target.class_index == 0 else 1.0
         coef = sign * self.coef
-        values = (np.asarray(encoded, dtype=np.float64) - self.mean) * coef
+        rows = np.asarray(encoded, dtype=np.float64)
+        values = (rows - self.mean) * coef
         folded = fold(values, self.model.groups)
         base = float(self.mean @ coef + sign * self.intercept)
-        outputs = [float(self.model.output(row[None, :], target)[0]) for row in encoded]
+        outputs = [sign * float(self._linear(row[None, :])[0]) for row in rows]
         return [
             Explanation(
                 method=self.name,
@@ -135,3 +153,15 @@ class LinearShap:
             )
             for i in range(len(encoded))
         ]
+
+
+def _coefficients(estimator: Any, width: int) -> tuple[np.ndarray, float]:
+    """``coef_`` and ``intercept_`` as a (width,) vector and a number, whatever their shapes
+    ((width,), (1, width); (), (1,)): one linear output, or ExplainerUnavailable."""
+    coef = np.asarray(getattr(estimator, "coef_", np.empty(0)), dtype=np.float64)
+    intercept = np.asarray(getattr(estimator, "intercept_", 0.0), dtype=np.float64)
+    if coef.size != width or intercept.size != 1 or coef.ndim > 2:
+        raise ExplainerUnavailable("shap.linear: the estimator has no single linear output")
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise ExplainerUnavailable("shap.linear: the coefficients are not finite")
+    return coef.reshape(width), float(intercept.reshape(1)[0])

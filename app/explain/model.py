@@ -124,7 +124,7 @@ class TabularModel:
             )
         if self.task == "classification":
             return np.asarray(model.predict_proba(data), dtype=np.float64)
-        return np.asarray(model.predict(data), dtype=np.float64)
+        return _one_output(np.asarray(model.predict(data), dtype=np.float64))
 
     def output(self, encoded: np.ndarray, target: Target) -> np.ndarray:
         """The explained output (one number per row) in the target's space."""
@@ -194,6 +194,18 @@ class TabularModel:
         assert self.classes is not None
         index = self.classes.index(class_name) if class_name is not None else None
         return Target("log_odds" if output == "log_odds" else "probability", index, seed)
+
+
+def _one_output(predictions: np.ndarray) -> np.ndarray:
+    """A regressor's predictions as one number per row: a model fitted on a 2-D target of
+    one column (LinearRegression on ``y[:, None]``) predicts an (n, 1) matrix."""
+    if predictions.ndim == 2 and predictions.shape[1] == 1:
+        return predictions[:, 0]
+    if predictions.ndim != 1:
+        raise ExplainerUnavailable(
+            f"the regressor predicts {predictions.shape[1:]} values per row; one is explained"
+        )
+    return predictions
 
 
 def _dense(matrix: Any) -> np.ndarray:

@@ -4,11 +4,14 @@ Each sample is a pair of chains: a random order of the raw features and its reve
 a chain the features switch, one at a time, from background values to the explained row's
 values, and each feature is credited with the change of the model's mean output over a
 small block of background rows. A chain's credits telescope to f(x) − mean f(block); the
-blocks cycle through a seeded shuffle of the whole background so that every background row
+blocks cycle through seeded shuffles of the whole background so that every background row
 is used equally often, hence the estimate adds up to f(x) − E[f(background)] exactly (up
-to floating point), whatever the number of samples. Pair estimates give a standard error;
-rounds of samples are added until it meets the bar or the round budget is spent. All
-coalitions of a round go to the model in a few vectorised calls.
+to floating point), whatever the number of samples. Pair estimates (independent, paired
+chains) give each feature's standard error. The stop rule is relative to the explanation's
+own scale: every feature's standard error ≤ ``sampling_standard_error`` · mean |φ|, with an
+absolute floor (``Thresholds.standard_error_bar``); after a first round, the next round is
+sized from the observed error (error ∝ 1/√pairs) so that one or two rounds usually meet
+the bar. All coalitions of a round go to the model in a few vectorised calls.
 """
 
 from __future__ import annotations
@@ -33,12 +36,17 @@ class PermutationShap:
     exact: ClassVar[bool] = False
     additive: ClassVar[bool] = True
     batchable: ClassVar[bool] = False
-    default_permutations: ClassVar[int] = 32
-    """Antithetic pairs of permutations per round."""
-    default_background_per_permutation: ClassVar[int] = 4
-    """Background rows each pair averages over (rounded so every row is used equally)."""
-    default_max_rounds: ClassVar[int] = 50
-    """Rounds at most; a round adds ``permutations`` pairs while the error is too large."""
+    default_permutations: ClassVar[int] = 64
+    """Antithetic pairs of permutations in the first round."""
+    default_background_per_permutation: ClassVar[int] = 2
+    """Background rows each pair averages over (rounded so every row is used equally). At
+    an equal number of model evaluations, 1-2 rows per pair and more pairs gave errors
+    about 10-25 % smaller than 8 rows and fewer pairs (30-feature breast-cancer MLP, 6 rows,
+    3 seeds each, against an 8,192-pair reference)."""
+    default_max_permutations: ClassVar[int] = 8192
+    """Pairs at most, whatever the bar asks for (the bar is then missed and reported)."""
+    growth_margin: ClassVar[float] = 1.2
+    """A further round aims at (error / bar)² · this times the pairs done so far."""
 
     @classmethod
     def supports(cls, model: TabularModel, target: Target) -> bool:
@@ -47,34 +55,33 @@ class PermutationShap:
 
     @classmethod
     def build(cls, model: TabularModel, thresholds: Thresholds | None = None) -> PermutationShap:
-        """An estimator aiming at the thresholds' standard-error bar."""
-        bar = (thresholds or Thresholds()).sampling_standard_error
-        return cls(model, target_standard_error=bar)
+        """An estimator that samples until the thresholds' standard-error bar is met."""
+        return cls(model, thresholds=thresholds or Thresholds())
 
     def __init__(
         self,
         model: TabularModel,
         permutations: int | None = None,
         background_per_permutation: int | None = None,
-        max_rounds: int | None = None,
-        target_standard_error: float | None = None,
+        max_permutations: int | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.model = model
         self.permutations = permutations or self.default_permutations
         self.per_permutation = background_per_permutation or (
             self.default_background_per_permutation
         )
-        self.max_rounds = max_rounds or self.default_max_rounds
-        if self.permutations < 2 or self.per_permutation < 1 or self.max_rounds < 1:
-            raise ValueError("at least 2 permutations, 1 background row and 1 round")
-        self.target_standard_error = target_standard_error
+        self.max_permutations = max(
+            self.permutations, max_permutations or self.default_max_permutations
+        )
+        if self.permutations < 2 or self.per_permutation < 1:
+            raise ValueError("at least 2 permutations and 1 background row")
+        self.thresholds = thresholds
+        """None: one round of ``permutations`` pairs, whatever its error (references)."""
         background = model.background
         self.width = background.shape[1]
         self.owner = column_owner(model.groups, self.width)
         self.m = len(model.groups)
-        n = len(background)
-        self.draws = n * math.ceil(self.permutations * self.per_permutation / n)
-        """Background rows drawn per round: a multiple of the background's size."""
 
     def explain(self, encoded: np.ndarray, target: Target) -> list[Explanation]:
         """One estimate per row, each from its own generator seeded with ``target.seed``."""
@@ -87,22 +94,31 @@ class PermutationShap:
         f_row = float(self.model.output(row[None, :], target)[0])
         if not (np.isfinite(f_row) and np.isfinite(f_background).all()):
             raise ExplainerUnavailable(f"{self.name}: the model's {target.output} is infinite")
-        bar = None
-        if self.target_standard_error is not None:
-            bar = self.target_standard_error * max(1.0, abs(f_row))
         estimates: list[np.ndarray] = []
         weights: list[np.ndarray] = []
         rounds = 0
+        done = 0
+        evaluations = len(background) + 1
+        pairs = self.permutations
         phi = np.zeros(self.m)
         error = np.full(self.m, np.inf)
-        while rounds < self.max_rounds:
-            pair_phi, pair_weight = self._round(row, f_row, f_background, rng, target)
+        bar = math.inf
+        while True:
+            pair_phi, pair_weight = self._round(row, f_row, f_background, rng, target, pairs)
             estimates.append(pair_phi)
             weights.append(pair_weight)
             rounds += 1
+            done += pairs
+            evaluations += int(pair_weight.sum()) * 2 * max(0, self.m - 1)
             phi, error = _combine(np.concatenate(estimates), np.concatenate(weights))
-            if bar is None or not np.isfinite(phi).all() or float(error.max()) <= bar:
+            if self.thresholds is None or not np.isfinite(phi).all():
                 break
+            bar = self.thresholds.standard_error_bar(phi, f_row)
+            worst = float(error.max())
+            if worst <= bar or done >= self.max_permutations:
+                break
+            wanted = math.ceil(done * (worst / bar) ** 2 * self.growth_margin) - done
+            pairs = int(min(max(wanted, self.permutations), self.max_permutations - done))
         return Explanation(
             method=self.name,
             base_value=float(np.mean(f_background)),
@@ -112,10 +128,11 @@ class PermutationShap:
             standard_errors=error,
             fidelity={"standard_error": float(error.max())},
             parameters={
-                "permutations": self.permutations * rounds,
+                "permutations": done,
                 "antithetic": True,
                 "rounds": rounds,
-                "background_per_permutation": self.draws / self.permutations,
+                "evaluations": evaluations,
+                "background_per_permutation": self.per_permutation,
                 "background_rows": len(background),
                 "seed": target.seed,
             },
@@ -128,13 +145,19 @@ class PermutationShap:
         f_background: np.ndarray,
         rng: np.random.Generator,
         target: Target,
+        pairs: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-pair estimates (pairs × features) and the number of background rows of each."""
-        m, pairs = self.m, self.permutations
+        """Per-pair estimates (pairs × features) and the number of background rows of each.
+
+        The round draws a whole number of passes over a seeded shuffle of the background
+        (at least ``pairs`` × ``background_per_permutation`` rows), so every background row
+        weighs the same and the estimate adds up to f(x) − mean f(background)."""
+        m = self.m
         n = len(f_background)
-        sequence = np.tile(rng.permutation(n), self.draws // n)
-        sizes = np.full(pairs, self.draws // pairs)
-        sizes[: self.draws % pairs] += 1
+        draws = n * math.ceil(pairs * self.per_permutation / n)
+        sequence = np.concatenate([rng.permutation(n) for _ in range(draws // n)])
+        sizes = np.full(pairs, draws // pairs)
+        sizes[: draws % pairs] += 1
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         orders = np.argsort(rng.random((pairs, m)), axis=1, kind="stable")
         chains = np.empty((pairs, 2, m), dtype=np.intp)

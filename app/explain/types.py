@@ -31,16 +31,29 @@ class Thresholds:
     additivity_auto: largest such residual, relative to max(1, |output|), of anything
         ``auto`` returns (and of any explicitly requested additive sampling method).
     sampling_standard_error: largest per-feature standard error of a sampling method,
-        relative to max(1, |output|); the permutation estimator samples until it meets it.
+        relative to the explanation's own scale, the mean |contribution| over its features;
+        the permutation estimator samples until every feature meets it (see
+        ``standard_error_bar``).
+    sampling_standard_error_floor: the bar is never tighter than this, relative to
+        max(1, |output|): the floor for near-zero explanations, where a relative bar would
+        ask for endless sampling.
     lime_min_r2: smallest weighted local R² of LIME's surrogate.
     exact_max_features: largest raw feature count explained by full coalition enumeration.
     """
 
     additivity_exact: float = 1e-6
     additivity_auto: float = 1e-4
-    sampling_standard_error: float = 2e-2
+    sampling_standard_error: float = 0.15
+    sampling_standard_error_floor: float = 1e-4
     lime_min_r2: float = 0.5
     exact_max_features: int = 12
+
+    def standard_error_bar(self, contributions: np.ndarray, model_output: float) -> float:
+        """Largest standard error allowed for any feature of this explanation:
+        max(sampling_standard_error·mean |φ|, sampling_standard_error_floor·max(1, |output|))."""
+        scale = float(np.mean(np.abs(contributions))) if len(contributions) else 0.0
+        floor = self.sampling_standard_error_floor * max(1.0, abs(model_output))
+        return max(self.sampling_standard_error * scale, floor)
 
 
 @dataclass

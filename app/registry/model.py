@@ -52,6 +52,7 @@ def thresholds_for(manifest: Manifest, base: Thresholds) -> Thresholds:
         additivity_exact=lowest(base.additivity_exact, own.additivity_tolerance_exact),
         additivity_auto=lowest(base.additivity_auto, own.additivity_tolerance_auto),
         sampling_standard_error=lowest(base.sampling_standard_error, own.sampling_standard_error),
+        sampling_standard_error_floor=base.sampling_standard_error_floor,
         lime_min_r2=max(base.lime_min_r2, own.lime_min_r2 or 0.0),
         exact_max_features=int(lowest(base.exact_max_features, own.exact_max_features)),
     )

@@ -28,6 +28,7 @@ def service_thresholds(settings: Settings) -> Thresholds:
         additivity_exact=settings.additivity_tolerance_exact,
         additivity_auto=settings.additivity_tolerance_auto,
         sampling_standard_error=settings.sampling_standard_error,
+        sampling_standard_error_floor=settings.sampling_standard_error_floor,
         lime_min_r2=settings.lime_min_r2,
         exact_max_features=settings.exact_max_features,
     )

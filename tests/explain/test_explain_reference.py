@@ -180,8 +180,9 @@ def test_permutation_estimate_is_within_its_error_of_the_exact_values(
     sampled = explain_rows(case.explainers(), case.encoded(4), target, "shap.permutation")
     for e, s in zip(exact, sampled, strict=True):
         error = s.fidelity["standard_error"]
-        assert 0 < error <= 0.02
-        assert np.abs(s.contributions - e.contributions).max() <= 4 * error
+        assert 0 < error <= 0.15 * np.mean(np.abs(s.contributions))
+        assert s.standard_errors is not None
+        assert (np.abs(s.contributions - e.contributions) <= 4 * s.standard_errors).all()
         assert s.base_value == pytest.approx(e.base_value, abs=1e-12)
         assert abs(s.additivity_residual) <= 1e-12
         assert s.parameters["permutations"] >= PermutationShap.default_permutations
