@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     """How long a SQLite writer waits for the file lock before failing."""
 
+    log_origin: str = Field(
+        default="rationale.local/log", min_length=1, max_length=255, pattern=r"^[^\s+]+$"
+    )
+    """Origin line of signed checkpoints, and the name of their signing key (SPEC §11.5)."""
+
+    checkpoint_every_records: int = Field(default=1000, ge=0)
+    """Issue a signed checkpoint once the log has grown this many records (0: off)."""
+
+    checkpoint_every_seconds: float = Field(default=300.0, ge=0)
+    """Issue a signed checkpoint this often while the log grows (0: off)."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 

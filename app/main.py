@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
 from app.services.models import load_models
+from app.services.proofs import run_checkpointer
 from app.store import migrate
 
 
@@ -32,7 +34,11 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
             load_models(ctx)
             ctx.ready = True
-            yield
+            checkpointer = asyncio.create_task(run_checkpointer(ctx))
+            try:
+                yield
+            finally:
+                checkpointer.cancel()
         finally:
             ctx.ready = False
             ctx.close()

@@ -30,6 +30,7 @@ class ServerKeys:
     master_wrap: bytes
     fingerprint: bytes
     cursor: bytes
+    signing_seed: bytes
 
     @classmethod
     def from_secret(cls, secret: str) -> ServerKeys:
@@ -39,6 +40,7 @@ class ServerKeys:
             master_wrap=_derive(raw, "data-key wrapping"),
             fingerprint=_derive(raw, "request fingerprint"),
             cursor=_derive(raw, "cursor mac"),
+            signing_seed=_derive(raw, "checkpoint signing ed25519"),
         )
 
     def subject_digest(self, namespace: str, value: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
 
+from app.store import merkle
 from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
 from app.store.db import WRITE, WriterGate
 from app.store.tables import model_versions, records, subjects
@@ -216,6 +217,7 @@ class Repository:
         seq, prev, last_created = (
             (head.seq, head.hash, head.created_at) if head else (0, GENESIS_HASH, "")
         )
+        tree_size = seq
         decision_ids = [
             d.decision_id for d, _ in items if d.type == "explanation" and d.decision_id
         ]
@@ -289,6 +291,8 @@ class Repository:
             _copy_records(conn, rows)
         elif rows:
             conn.execute(insert(records), rows)
+        # The Merkle tree's new complete subtrees, in the same transaction (SPEC §11.5).
+        merkle.extend(conn, tree_size, [row["hash"] for row in rows])
         return outcomes
 
     # -- subjects -----------------------------------------------------------------------
