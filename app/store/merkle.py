@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, insert
 
 from app.store.tables import merkle_nodes
 
@@ -276,10 +276,18 @@ def fetch(conn: Connection, nodes: Iterable[Node]) -> dict[Node, bytes]:
     found: dict[Node, bytes] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        query = select(merkle_nodes.c.level, merkle_nodes.c.idx, merkle_nodes.c.hash).where(
-            tuple_(merkle_nodes.c.level, merkle_nodes.c.idx).in_(chunk)
+        by_level: dict[int, list[int]] = {}
+        for level, index in chunk:
+            by_level.setdefault(level, []).append(index)
+        # One primary-key probe per (level, index): a row-value IN is a table scan in
+        # SQLite. The SQL is built from integers only (no user text), and directly:
+        # composing SQLAlchemy expressions of varying shape costs more than the query.
+        where = " OR ".join(
+            f"(level = {int(level)} AND idx IN ({', '.join(str(int(i)) for i in indexes)}))"
+            for level, indexes in by_level.items()
         )
-        for row in conn.execute(query):
+        query = f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}"
+        for row in conn.exec_driver_sql(query):
             found[(int(row.level), int(row.idx))] = bytes(row.hash)
     missing = set(wanted) - found.keys()
     if missing:
