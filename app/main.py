@@ -11,7 +11,7 @@ from fastapi import FastAPI
 import app as package
 from app.api import problems
 from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import audit, explanations, health, models, records
+from app.api.routes import audit, explanations, health, models, records, subjects
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(records.router)  # before explanations: /explanations/export
     app.include_router(explanations.router)
     app.include_router(audit.router)
+    app.include_router(subjects.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

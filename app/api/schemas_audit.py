@@ -40,3 +40,12 @@ class CheckpointEntry(BaseModel):
 class CheckpointList(BaseModel):
     items: list[CheckpointEntry]
     next_cursor: str | None
+
+
+class ErasureResult(BaseModel):
+    """What an erasure did: the subject's reference, how many records it had, and the id
+    of the ``erasure`` record appended."""
+
+    subject_ref: str
+    records: int
+    erasure_record: str

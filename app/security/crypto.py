@@ -61,6 +61,14 @@ class ServerKeys:
         return AESGCM(self.master_wrap).decrypt(nonce, body, subject_ref.encode())
 
 
+def subject_fingerprint(data_key: bytes, canonical_body: bytes) -> str:
+    """A request fingerprint keyed with the subject's data key (SPEC §11.7): the same
+    subject and body give the same fingerprint (idempotency), and once the key is destroyed
+    nobody can confirm a guessed input against it."""
+    key = _derive(data_key, "request fingerprint")
+    return hmac.new(key, canonical_body, hashlib.sha256).hexdigest()
+
+
 def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 

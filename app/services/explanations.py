@@ -18,7 +18,7 @@ from app.explain import Explanation, Target
 from app.explain.engine import library_versions
 from app.registry import LoadedModel
 from app.registry.validation import check_row
-from app.security.crypto import new_data_key, seal
+from app.security.crypto import new_data_key, seal, subject_fingerprint
 from app.security.principals import Principal
 from app.services.context import Context
 from app.services.records import explanation_view, render_page
@@ -221,6 +221,10 @@ def _subject_key(
 
 
 def _existing(ctx: Context, stored: StoredRecord, fingerprint: str) -> ExplainResult:
+    if stored.subject_ref and ctx.repository.subject_by_ref(stored.subject_ref) is None:
+        # Erased: the body cannot be compared any more; the erased record is the answer.
+        (erased,) = render_page(ctx.repository, None, [stored])
+        return ExplainResult(created=False, view=erased)
     if stored.fingerprint != fingerprint:
         raise Conflict(
             "decision_id already has an explanation record made from a different request body",
@@ -237,7 +241,7 @@ async def explain_and_record(
     """Explain one decision and store its record; an identical retry returns the record."""
     model, row = validate(ctx, command)
     try:
-        fingerprint = ctx.keys.request_fingerprint(canonical(command.body))
+        body = canonical(command.body)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(
             "the body has no canonical JSON form",
@@ -249,6 +253,7 @@ async def explain_and_record(
     raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
     for _attempt in range(3):
+        fingerprint = subject_fingerprint(data_key, body)
         draft, sealed_plain = build_draft(
             model, command, principal, row, raw, explanation, target, ref, fingerprint
         )
@@ -257,7 +262,7 @@ async def explain_and_record(
         )
         (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, new_subject)]))
         if outcome.existing is not None:
-            return _existing(ctx, outcome.existing, fingerprint)
+            return await asyncio.to_thread(_existing, ctx, outcome.existing, fingerprint)
         if outcome.subject_taken is not None:
             taken = outcome.subject_taken
             ref, new_subject = taken.ref, None

@@ -14,7 +14,7 @@ import rfc8785
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
-RECORD_TYPES = ("explanation", "report", "review", "access", "erasure")
+RECORD_TYPES = ("explanation", "report", "review", "access", "erasure", "admin_event")
 
 
 def canonical(value: Any) -> bytes:
