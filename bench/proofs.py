@@ -20,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,10 @@ def bench_backend(backend: str, leaves: int, rounds: int, seed: int = 0) -> dict
             root = memory.root(size)
             path = proofs.inclusion(index, size)
             assert merkle.verify_inclusion(index, size, memory.levels[0][index], path, root)
-        stored_inclusion = _timed([lambda a=a: proofs.inclusion(*a) for a in inclusion_args])
-        stored_consistency = _timed([lambda a=a: proofs.consistency(*a) for a in consistency_args])
-        bare_inclusion = _timed([lambda a=a: memory.inclusion(*a) for a in inclusion_args])
-        bare_consistency = _timed([lambda a=a: memory.consistency(*a) for a in consistency_args])
+        stored_inclusion = _timed([partial(proofs.inclusion, *a) for a in inclusion_args])
+        stored_consistency = _timed([partial(proofs.consistency, *a) for a in consistency_args])
+        bare_inclusion = _timed([partial(memory.inclusion, *a) for a in inclusion_args])
+        bare_consistency = _timed([partial(memory.consistency, *a) for a in consistency_args])
         signer = Signer("bench.local/log", os.urandom(32))
         sizes = [leaves - rng.randrange(1000) for _ in range(min(rounds, 200))]
 
@@ -85,14 +86,12 @@ def bench_backend(backend: str, leaves: int, rounds: int, seed: int = 0) -> dict
             note = signer.sign(checkpoint_body("bench.local/log", size, root))
             proofs.add_checkpoint(size, root.hex(), signer.verifier.key_id_hex, note)
 
-        checkpoint_cost = _timed([lambda s=s: checkpoint(s) for s in sizes])
-        bare_checkpoint = _timed(
-            [
-                lambda s=s: signer.sign(checkpoint_body("bench.local/log", s, memory.root(s)))
-                for s in sizes
-            ]
-        )
-    result = {
+        def bare(size: int) -> None:
+            signer.sign(checkpoint_body("bench.local/log", size, memory.root(size)))
+
+        checkpoint_cost = _timed([partial(checkpoint, size) for size in sizes])
+        bare_checkpoint = _timed([partial(bare, size) for size in sizes])
+    result: dict[str, Any] = {
         "backend": backend,
         "leaves": leaves,
         "rounds": rounds,
