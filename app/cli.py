@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
 app.add_typer(records_app, name="records")
+keys_app = typer.Typer(help="API keys: create (secret shown once), list, revoke.")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
@@ -259,6 +261,68 @@ def records_export(
             for chunk in lines:
                 handle.write(chunk)
     console.print(f"exported through seq {through}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what holds it (1-128 characters).")],
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Create an API key; its secret is printed once (only its SHA-256 is stored)."""
+    from app.security.principals import Role
+    from app.services import keys
+
+    if role not in ROLES:
+        console.print(f"[red]--role: one of {', '.join(ROLES)}[/red]")
+        raise typer.Exit(2)
+    if not 1 <= len(name) <= 128:
+        console.print("[red]--name: 1 to 128 characters[/red]")
+        raise typer.Exit(2)
+    secret, stored = keys.create_key(_migrated(database_url), name, Role(role))
+    sys.stdout.write(json.dumps(stored.as_dict() | {"secret": secret}) + "\n")
+    console.print("the secret is shown once: keep it now")
+
+
+@keys_app.command("list")
+def keys_list(
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Every created key (revoked ones included) and the environment's bootstrap keys."""
+    from app.security.principals import parse_api_keys
+    from app.services import keys
+
+    for stored in keys.list_keys(_migrated(database_url)):
+        sys.stdout.write(json.dumps(stored.as_dict() | {"source": "created"}) + "\n")
+    try:
+        bootstrap = parse_api_keys(os.environ.get("RATIONALE_API_KEYS", ""))
+    except ValueError:
+        bootstrap = {}
+    for principal in bootstrap.values():
+        item = {"key_id": principal.key_id, "role": principal.role.value, "source": "environment"}
+        sys.stdout.write(json.dumps(item) + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (as `keys list` shows).")],
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Revoke a created key; every worker refuses it within seconds."""
+    from app.services import keys
+
+    if not keys.revoke_key(_migrated(database_url), key_id):
+        console.print(f"[red]no active created key with id {key_id!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+def _migrated(database_url: str | None) -> Repository:
+    from app.store import migrate
+
+    repository = _repository(database_url)
+    migrate.upgrade(repository.engine)
+    return repository
 
 
 def _repository(database_url: str | None) -> Repository:
