@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(default=300.0, ge=0)
     """Issue a signed checkpoint this often while the log grows (0: off)."""
 
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest model upload (``POST /v1/models``, all three files together) in bytes."""
+
+    model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each worker looks for model versions registered by another worker."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 

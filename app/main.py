@@ -11,12 +11,21 @@ from fastapi import FastAPI
 import app as package
 from app.api import problems
 from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import audit, explanations, health, models, records, subjects
+from app.api.routes import (
+    audit,
+    explanations,
+    health,
+    model_upload,
+    models,
+    records,
+    subjects,
+)
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
 from app.services.models import load_models
 from app.services.proofs import run_checkpointer
+from app.services.uploads import watch_registrations
 from app.store import migrate
 
 
@@ -34,11 +43,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
             load_models(ctx)
             ctx.ready = True
-            checkpointer = asyncio.create_task(run_checkpointer(ctx))
+            tasks = [
+                asyncio.create_task(run_checkpointer(ctx)),
+                asyncio.create_task(watch_registrations(ctx)),
+            ]
             try:
                 yield
             finally:
-                checkpointer.cancel()
+                for task in tasks:
+                    task.cancel()
         finally:
             ctx.ready = False
             ctx.close()
@@ -51,12 +64,17 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     )
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(model_upload.router)
     app.include_router(models.router)
     app.include_router(records.router)  # before explanations: /explanations/export
     app.include_router(explanations.router)
     app.include_router(audit.router)
     app.include_router(subjects.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        paths={("POST", "/v1/models"): settings.max_upload_bytes},
+    )
     app.add_middleware(AccessLog)
     return app
 
