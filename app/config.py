@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often each worker looks for model versions registered by another worker."""
 
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    """Requests a minute each API key may make, per worker process (0: no limit); over it,
+    429 with Retry-After."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 
