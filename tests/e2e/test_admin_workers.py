@@ -1,5 +1,6 @@
-"""Keys created from the command line against a running 2-worker ``rationale serve``:
-create → use → revoke → refused with 401 by every worker within seconds (SPEC §11.11)."""
+"""Administration against a running 2-worker ``rationale serve``: a key created from the
+command line is used, revoked and then refused with 401 by every worker within seconds
+(SPEC §11.11); a model version uploaded to one worker is served by both (SPEC §11.10)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app.store.db import make_engine
 from app.store.repository import Repository
-from tests.helpers import Server
+from tests.helpers import KEYS, MODELS, Server
 from tests.store.support import one_model
 
 pytestmark = pytest.mark.server
@@ -34,12 +35,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         running.stop()
 
 
-def statuses(server: Server, secret: str, count: int = 40) -> list[int]:
+def statuses(server: Server, secret: str, count: int = 40, path: str = "/v1/models") -> list[int]:
     """Each request on a new connection: the kernel spreads them over both workers (all 40
     landing on one worker has probability 2^-39)."""
     return [
         httpx.get(
-            f"{server.url}/v1/models", headers={"Authorization": f"Bearer {secret}"}, timeout=30
+            f"{server.url}{path}", headers={"Authorization": f"Bearer {secret}"}, timeout=30
         ).status_code
         for _ in range(count)
     ]
@@ -89,3 +90,49 @@ def test_create_use_revoke_is_refused_by_every_worker(server: Server, tmp_path: 
     assert all(e["clear"]["key"] == key_id for e in events)
     assert secret not in json.dumps(events)
     assert repository.verify()["ok"] is True
+
+
+def test_an_uploaded_model_is_served_by_every_worker(server: Server) -> None:
+    source = MODELS / "recidivism" / "1"
+    manifest = (source / "model.yaml").read_text().replace("version: '1'", "version: '2'")
+    files = {
+        "manifest": ("model.yaml", manifest.encode(), "application/yaml"),
+        "artifact": (
+            "model.skops",
+            (source / "model.skops").read_bytes(),
+            "application/octet-stream",
+        ),
+        "background": ("background.csv", (source / "background.csv").read_bytes(), "text/csv"),
+    }
+    path = "/v1/models/recidivism/versions/2"
+    assert set(statuses(server, KEYS["backend"], 10, path)) == {404}
+    uploaded = httpx.post(
+        f"{server.url}/v1/models",
+        files=files,
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+        timeout=120,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    began = time.monotonic()
+    seen: list[int] = []
+    while time.monotonic() - began < 60:
+        seen = statuses(server, KEYS["backend"], 40, path)
+        if set(seen) == {200}:
+            break
+        time.sleep(0.25)
+    assert set(seen) == {200}, seen
+    pickled = dict(files)
+    pickled["manifest"] = (
+        "model.yaml",
+        manifest.replace("version: '2'", "version: '3'").encode(),
+        "application/yaml",
+    )
+    pickled["artifact"] = ("model.skops", b"\x80\x04K\x01.", "application/octet-stream")
+    refused = httpx.post(
+        f"{server.url}/v1/models",
+        files=pickled,
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+        timeout=120,
+    )
+    assert refused.status_code == 422
+    assert set(statuses(server, KEYS["backend"], 10, path)) == {200}
