@@ -75,6 +75,11 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
             raise InvalidInput(
                 f"model version refused: {exc}", errors=[FieldError("artifact", str(exc))]
             ) from None
+        except Exception as exc:  # a damaged archive or a model the explainers cannot use
+            reason = f"cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+            raise InvalidInput(
+                f"model version refused: {reason}", errors=[FieldError("artifact", reason)]
+            ) from None
         name, version = model.name, model.version
         registered = _registered(ctx, name, version)
         target = ctx.settings.models_dir / name / version

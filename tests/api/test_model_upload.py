@@ -109,6 +109,10 @@ def test_bad_uploads_are_refused_and_the_rest_stays_served(client: TestClient) -
         ),
         ("wrong hash", version_files("6", **{current_sha: "ab" * 32}), 422, "artifact"),
     ]
+    garbage = b"not a zip archive at all"
+    damaged = version_files("10", **{current_sha: hashlib.sha256(garbage).hexdigest()})
+    damaged["artifact"] = ("model.skops", garbage, "application/octet-stream")
+    cases.append(("damaged archive, right hash", damaged, 422, "artifact"))
     oversize = version_files("7")
     oversize["background"] = ("background.csv", b"x" * 300_000, "text/csv")
     cases.append(("oversize", oversize, 413, "body"))
