@@ -252,3 +252,26 @@ def test_memory_tree_matches_the_reference(tmp_path: Path) -> None:
         assert tree.inclusion(n - 1, n) == ref.path(n - 1, 0, n)
         if n > 1:
             assert tree.consistency(n // 2, n) == ref.proof(n // 2, n)
+
+
+def test_the_migration_builds_the_tree_of_records_stored_before_it(engine: Engine) -> None:
+    """Records stored before revision 0003 get their tree when it runs."""
+    from alembic import command
+
+    from app.store.migrate import alembic_config
+
+    repository = Repository(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(merkle_nodes))
+        conn.execute(delete(records))
+    repository.append([(explanation_draft(i), None) for i in range(37)])
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    entries = [bytes.fromhex(row["hash"]) for row in repository.iter_rows()]
+    assert len(entries) == 37
+    assert ProofStore(repository).root(37) == Reference(entries).mth(0, 37)
