@@ -21,6 +21,8 @@ records_app = typer.Typer(help="Export and verify the record log.")
 app.add_typer(records_app, name="records")
 keys_app = typer.Typer(help="API keys: create (secret shown once), list, revoke.")
 app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(help="The server secret.")
+app.add_typer(secrets_app, name="secrets")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
@@ -315,6 +317,36 @@ def keys_revoke(
         console.print(f"[red]no active created key with id {key_id!r}[/red]")
         raise typer.Exit(1)
     console.print(f"revoked {key_id}")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    new_secret_file: Annotated[
+        Path, typer.Option(help="A file holding the new secret (32+ characters).")
+    ],
+) -> None:
+    """Move to a new server secret: every subject key re-wrapped, the subject-id key kept,
+    checkpoint signing moved to the new key (the old one's checkpoints still verify by
+    key id). Stop the servers first; start them with the new RATIONALE_SECRET_KEY."""
+    from app.services import secrets as server_secrets
+
+    settings = _settings()
+    if not new_secret_file.is_file():
+        console.print(f"[red]--new-secret-file: {new_secret_file} is not a file[/red]")
+        raise typer.Exit(2)
+    new_secret = new_secret_file.read_text().strip()
+    old_secret = settings.secret_key.get_secret_value()
+    if len(new_secret) < 32 or new_secret == old_secret:
+        console.print("[red]--new-secret-file: 32+ characters, other than the current secret[/red]")
+        raise typer.Exit(2)
+    repository = _migrated(settings.database_url)
+    try:
+        details = server_secrets.rotate(repository, old_secret, new_secret, settings.log_origin)
+    except server_secrets.WrongSecret as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    sys.stdout.write(json.dumps(details) + "\n")
+    console.print("rotated: restart the servers with the new RATIONALE_SECRET_KEY")
 
 
 def _migrated(database_url: str | None) -> Repository:

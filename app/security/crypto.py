@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -42,6 +42,10 @@ class ServerKeys:
             cursor=_derive(raw, "cursor mac"),
             signing_seed=_derive(raw, "checkpoint signing ed25519"),
         )
+
+    def with_subject_hmac(self, key: bytes) -> ServerKeys:
+        """The same keys with the subject-id HMAC key kept from before a rotation."""
+        return replace(self, subject_hmac=key)
 
     def subject_digest(self, namespace: str, value: str) -> str:
         """HMAC of a subject id (or, for anonymous requests, a decision id) in its namespace."""

@@ -13,6 +13,7 @@ from app.registry import ModelCatalog
 from app.security.crypto import ServerKeys
 from app.security.principals import KeyRing, parse_api_keys
 from app.services.batching import ExplainBatcher
+from app.services.secrets import load_keys
 from app.store.db import make_engine
 from app.store.repository import Repository
 from app.store.writer import GroupWriter
@@ -49,7 +50,7 @@ class Context:
             repository=repository,
             writer=GroupWriter(repository),
             catalog=ModelCatalog(),
-            keys=ServerKeys.from_secret(settings.secret_key.get_secret_value()),
+            keys=load_keys(engine, settings.secret_key.get_secret_value()),
             keyring=KeyRing(parse_api_keys(settings.api_keys.get_secret_value())),
             executor=executor,
             batcher=ExplainBatcher(executor),

@@ -141,3 +141,13 @@ api_keys = Table(
     Column("revoked_at", String(32)),
 )
 """API keys created with ``rationale keys create`` (only the secret's SHA-256 is kept)."""
+
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("purpose", String(64), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+"""Keys that must outlive a secret rotation (the subject-id HMAC key), wrapped under the
+current master key."""

@@ -1,8 +1,8 @@
-"""merkle nodes, checkpoints, signing keys, api keys
+"""merkle nodes, checkpoints, signing keys, api keys, server keys
 
 The record log's Merkle tree (complete subtrees, filled in for records already stored),
-signed checkpoints (append-only), the public halves of signing keys, and API keys created
-from the command line.
+signed checkpoints (append-only), the public halves of signing keys, API keys created
+from the command line, and keys that outlive a secret rotation.
 
 Revision ID: 0003
 Revises: 0002
@@ -60,6 +60,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("secret_sha256", name=op.f("uq_api_keys_secret_sha256")),
     )
+    op.create_table(
+        "server_keys",
+        sa.Column("purpose", sa.String(length=64), nullable=False),
+        sa.Column("wrapped", sa.LargeBinary(), nullable=False),
+        sa.Column("updated_at", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("purpose", name=op.f("pk_server_keys")),
+    )
     _fill_merkle_nodes()
 
 
@@ -83,6 +90,7 @@ def _fill_merkle_nodes() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("server_keys")
     op.drop_table("api_keys")
     op.drop_table("signing_keys")
     op.drop_table("checkpoints")
