@@ -122,8 +122,23 @@ async def upload(ctx: Context, principal: Principal, files: dict[str, bytes]) ->
         return await asyncio.to_thread(_upload, ctx, principal, files)
 
 
+def _served(ctx: Context) -> set[str]:
+    return {f"{m.name}/{m.version}" for n in ctx.catalog.names() for m in ctx.catalog.versions(n)}
+
+
 def _reload(ctx: Context, principal: Principal) -> dict[str, Any]:
+    before = _served(ctx)
     result = load_models(ctx)
+    for added in sorted(_served(ctx) - before):
+        name, version = added.split("/", 1)
+        model = ctx.catalog.get(name, version)
+        sha = model.artifact_sha256 if model is not None else None
+        admin_event(
+            ctx.repository,
+            "model_registered",
+            {"model": name, "version": version, "sha256": sha},
+            principal,
+        )
     admin_event(ctx.repository, "models_reloaded", {"loaded": len(result["loaded"])}, principal)
     return result
 

@@ -5,6 +5,7 @@ a pickle, an oversize body, a path-traversing name and a changed version are ref
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import shutil
 from collections.abc import Iterator
@@ -149,3 +150,13 @@ def test_reload_registers_a_dropped_in_version(client: TestClient) -> None:
     assert f"{MODEL}/8" in reloaded.json()["loaded"] and len(reloaded.json()["refused"]) == 1
     versions = client.get(f"/v1/models/{MODEL}", headers=auth("backend")).json()["versions"]
     assert versions == ["1", "8"]
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    events = [
+        json.loads(r["document"])["clear"]
+        for r in ctx.repository.iter_rows()
+        if r["type"] == "admin_event"
+    ]
+    assert [(e["event"], e.get("version")) for e in events] == [
+        ("model_registered", "8"),
+        ("models_reloaded", None),
+    ]
