@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +21,10 @@ records_app = typer.Typer(help="Export and verify the record log.")
 app.add_typer(records_app, name="records")
 audit_app = typer.Typer(help="Fairness and impact audits over the stored decisions, as HTML.")
 app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="API keys: create (secret shown once), list, revoke.")
+app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(help="The server secret.")
+app.add_typer(secrets_app, name="secrets")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
@@ -96,23 +99,135 @@ def records_verify(
     ] = None,
     seq: Annotated[int | None, typer.Option(help="Seq of a head kept earlier.")] = None,
     hash_: Annotated[str | None, typer.Option("--hash", help="Hash of that head.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A signed checkpoint the export must match (with --file).")
+    ] = None,
+    public_key: Annotated[
+        str | None, typer.Option(help="The note verifier key (text, or a file holding it).")
+    ] = None,
 ) -> None:
-    """Recompute the hash chain; exit 1 and name the first bad record when it fails."""
+    """Recompute the hash chain; exit 1 and name the first bad record when it fails. With
+    --checkpoint and --public-key, also check the export's Merkle root against it."""
+    from app import offline
     from app.store.chain import verify_rows
 
     if (seq is None) != (hash_ is None):
         console.print("[red]--seq and --hash go together (a kept head)[/red]")
+        raise typer.Exit(2)
+    if (checkpoint is None) != (public_key is None) or (checkpoint and file is None):
+        console.print("[red]--checkpoint needs --public-key and --file[/red]")
         raise typer.Exit(2)
     kept = (seq, hash_.lower()) if seq is not None and hash_ is not None else None
     if file is not None:
         if not file.is_file():
             console.print(f"[red]--file: {file} is not a file[/red]")
             raise typer.Exit(2)
-        result = verify_rows(_chain_file_rows(file), kept).as_dict()
+        rows, tree = offline.tree_of(offline.chain_rows(file))
+        result = verify_rows(iter(rows), kept).as_dict()
+        if checkpoint is not None and public_key is not None:
+            signed = _signed_checkpoint(checkpoint, public_key)
+            result["checkpoint"] = offline.check_export(tree, signed)
+            result["ok"] = result["ok"] and result["checkpoint"]["ok"]
     else:
         result = _repository(database_url).verify(kept)
     sys.stdout.write(json.dumps(result) + "\n")
     raise typer.Exit(0 if result["ok"] else 1)
+
+
+@records_app.command("inclusion")
+def records_inclusion(
+    proof: Annotated[Path, typer.Option(help="An inclusion proof (JSON, as the API answers).")],
+    checkpoint: Annotated[Path, typer.Option(help="A signed checkpoint of the proof's size.")],
+    public_key: Annotated[str, typer.Option(help="The note verifier key (text or file).")],
+    record_hash: Annotated[
+        str | None, typer.Option(help="The record's hash as you hold it (default: the proof's).")
+    ] = None,
+) -> None:
+    """Verify offline that a record is in the log a signed checkpoint commits to."""
+    from app import offline
+
+    signed = _signed_checkpoint(checkpoint, public_key)
+    try:
+        result = offline.check_inclusion(_json_file(proof, "--proof"), signed, record_hash)
+    except ValueError as exc:
+        console.print(f"[red]--proof: {exc}[/red]")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(result) + "\n")
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+@records_app.command("consistency")
+def records_consistency(
+    old: Annotated[Path, typer.Argument(help="The older signed checkpoint.")],
+    new: Annotated[Path, typer.Argument(help="The newer signed checkpoint.")],
+    public_key: Annotated[str, typer.Option(help="The note verifier key (text or file).")],
+    proof: Annotated[
+        Path | None, typer.Option(help="A consistency proof (JSON, as the API answers).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A chain export to compute the proof from instead.")
+    ] = None,
+) -> None:
+    """Verify offline that the newer checkpoint's log extends the older one's."""
+    from app import offline
+    from app.store.chain import verify_rows
+
+    if (proof is None) == (file is None):
+        console.print("[red]give one of --proof or --file[/red]")
+        raise typer.Exit(2)
+    older = _signed_checkpoint(old, public_key)
+    newer = _signed_checkpoint(new, public_key)
+    if older.size > newer.size:
+        console.print("[red]OLD is larger than NEW: give the older checkpoint first[/red]")
+        raise typer.Exit(2)
+    try:
+        if proof is not None:
+            hashes = offline.consistency_hashes(proof, older, newer)
+            result = offline.check_consistency(older, newer, hashes)
+        else:
+            assert file is not None
+            rows, tree = offline.tree_of(offline.chain_rows(file))
+            chain = verify_rows(iter(rows)).as_dict()
+            exported = offline.check_export(tree, newer)
+            hashes = tree.consistency(older.size, newer.size) if older.size else []
+            result = offline.check_consistency(older, newer, hashes)
+            if not (chain["ok"] and exported["ok"]):
+                result = result | {"ok": False, "reason": "the export does not match NEW"}
+    except (ValueError, KeyError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    sys.stdout.write(json.dumps(result) + "\n")
+    raise typer.Exit(0 if result["ok"] else 1)
+
+
+def _signed_checkpoint(path: Path, public_key: str) -> Any:
+    from app import offline
+
+    try:
+        verifier = offline.read_verifier(public_key)
+    except offline.NoteError as exc:
+        console.print(f"[red]--public-key: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if not path.is_file():
+        console.print(f"[red]{path} is not a file[/red]")
+        raise typer.Exit(2)
+    try:
+        return offline.read_checkpoint(path, verifier)
+    except offline.NoteError as exc:
+        sys.stdout.write(json.dumps({"ok": False, "reason": f"{path}: {exc}"}) + "\n")
+        raise typer.Exit(1) from None
+
+
+def _json_file(path: Path, option: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]{option}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if not isinstance(value, dict):
+        console.print(f"[red]{option}: not a JSON object[/red]")
+        raise typer.Exit(2)
+    return value
 
 
 @records_app.command("export")
@@ -274,27 +389,104 @@ async def _explain_stored(command: Any, report: str, lang: str) -> Any:
         ctx.close()
 
 
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what holds it (1-128 characters).")],
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Create an API key; its secret is printed once (only its SHA-256 is stored)."""
+    from app.security.principals import Role
+    from app.services import keys
+
+    if role not in ROLES:
+        console.print(f"[red]--role: one of {', '.join(ROLES)}[/red]")
+        raise typer.Exit(2)
+    if not 1 <= len(name) <= 128:
+        console.print("[red]--name: 1 to 128 characters[/red]")
+        raise typer.Exit(2)
+    secret, stored = keys.create_key(_migrated(database_url), name, Role(role))
+    sys.stdout.write(json.dumps(stored.as_dict() | {"secret": secret}) + "\n")
+    console.print("the secret is shown once: keep it now")
+
+
+@keys_app.command("list")
+def keys_list(
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Every created key (revoked ones included) and the environment's bootstrap keys."""
+    from app.security.principals import parse_api_keys
+    from app.services import keys
+
+    for stored in keys.list_keys(_migrated(database_url)):
+        sys.stdout.write(json.dumps(stored.as_dict() | {"source": "created"}) + "\n")
+    try:
+        bootstrap = parse_api_keys(os.environ.get("RATIONALE_API_KEYS", ""))
+    except ValueError:
+        bootstrap = {}
+    for principal in bootstrap.values():
+        item = {"key_id": principal.key_id, "role": principal.role.value, "source": "environment"}
+        sys.stdout.write(json.dumps(item) + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (as `keys list` shows).")],
+    database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
+) -> None:
+    """Revoke a created key; every worker refuses it within seconds."""
+    from app.services import keys
+
+    if not keys.revoke_key(_migrated(database_url), key_id):
+        console.print(f"[red]no active created key with id {key_id!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    new_secret_file: Annotated[
+        Path, typer.Option(help="A file holding the new secret (32+ characters).")
+    ],
+) -> None:
+    """Move to a new server secret: every subject key re-wrapped, the subject-id key kept,
+    checkpoint signing moved to the new key (the old one's checkpoints still verify by
+    key id). Stop the servers first; start them with the new RATIONALE_SECRET_KEY."""
+    from app.services import secrets as server_secrets
+
+    settings = _settings()
+    if not new_secret_file.is_file():
+        console.print(f"[red]--new-secret-file: {new_secret_file} is not a file[/red]")
+        raise typer.Exit(2)
+    new_secret = new_secret_file.read_text().strip()
+    old_secret = settings.secret_key.get_secret_value()
+    if len(new_secret) < 32 or new_secret == old_secret:
+        console.print("[red]--new-secret-file: 32+ characters, other than the current secret[/red]")
+        raise typer.Exit(2)
+    repository = _migrated(settings.database_url)
+    try:
+        details = server_secrets.rotate(repository, old_secret, new_secret, settings.log_origin)
+    except server_secrets.WrongSecret as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    sys.stdout.write(json.dumps(details) + "\n")
+    console.print("rotated: restart the servers with the new RATIONALE_SECRET_KEY")
+
+
+def _migrated(database_url: str | None) -> Repository:
+    from app.store import migrate
+
+    repository = _repository(database_url)
+    migrate.upgrade(repository.engine)
+    return repository
+
+
 def _repository(database_url: str | None) -> Repository:
     from app.store.db import make_engine
     from app.store.repository import Repository
 
     url = database_url or os.environ.get("RATIONALE_DATABASE_URL") or "sqlite:///./var/rationale.db"
     return Repository(make_engine(url))
-
-
-def _chain_file_rows(path: Path) -> Iterator[dict[str, Any]]:
-    import base64
-    import binascii
-
-    with path.open() as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                yield {"document": base64.b64decode(item["document"]), "hash": item["hash"]}
-            except (ValueError, KeyError, TypeError, binascii.Error):
-                yield {"document": b"", "hash": f"line {number} is not a chain export line"}
 
 
 def _audit(out: Path, compute: Any, render: Any, endpoint: str, filters: dict[str, Any]) -> None:

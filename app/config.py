@@ -92,6 +92,27 @@ class Settings(BaseSettings):
     """Mark the desk's session cookie ``Secure``: None (default) when the request came over
     HTTPS (directly or as ``X-Forwarded-Proto: https`` from a proxy), or always / never."""
 
+    log_origin: str = Field(
+        default="rationale.local/log", min_length=1, max_length=255, pattern=r"^[^\s+]+$"
+    )
+    """Origin line of signed checkpoints, and the name of their signing key (SPEC §11.5)."""
+
+    checkpoint_every_records: int = Field(default=1000, ge=0)
+    """Issue a signed checkpoint once the log has grown this many records (0: off)."""
+
+    checkpoint_every_seconds: float = Field(default=300.0, ge=0)
+    """Issue a signed checkpoint this often while the log grows (0: off)."""
+
+    max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest model upload (``POST /v1/models``, all three files together) in bytes."""
+
+    model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each worker looks for model versions registered by another worker."""
+
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    """Requests a minute each API key may make, per worker process (0: no limit); over it,
+    429 with Retry-After."""
+
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 

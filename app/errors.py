@@ -116,3 +116,14 @@ class ModelLoadError(RationaleError):
     status_code = 409
     title = "Model version refused"
     type_ = "/problems/model-refused"
+
+
+class RateLimited(RationaleError):
+    """A key made more requests than ``RATIONALE_RATE_LIMIT_PER_MINUTE`` allows."""
+
+    status_code = 429
+    title = "Too many requests"
+    type_ = "/problems/rate-limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,16 +16,20 @@ from app.api.routes import (
     audits,
     explanations,
     health,
+    model_upload,
     models,
     records,
     reports,
     reviews,
+    subjects,
 )
 from app.api.timeouts import BodyTimeout
 from app.config import Settings
 from app.logging import configure
 from app.services.context import Context
 from app.services.models import load_models
+from app.services.proofs import run_checkpointer
+from app.services.uploads import watch_registrations
 from app.store import migrate
 from app.web import routes as web
 
@@ -43,7 +48,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
             load_models(ctx)
             ctx.ready = True
-            yield
+            tasks = [
+                asyncio.create_task(run_checkpointer(ctx)),
+                asyncio.create_task(watch_registrations(ctx)),
+            ]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
         finally:
             ctx.ready = False
             ctx.close()
@@ -58,6 +71,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(model_upload.router)
     app.include_router(models.router)
     app.include_router(explanations.router)
     app.include_router(records.router)
@@ -65,8 +79,13 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(audits.router)
     app.include_router(reviews.router)
     app.include_router(reports.router)
+    app.include_router(subjects.router)
     app.include_router(web.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        paths={("POST", "/v1/models"): settings.max_upload_bytes},
+    )
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AccessLog)
     return app

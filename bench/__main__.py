@@ -759,6 +759,56 @@ def section_fairness(run: Run) -> Section:
     return Section("fairness", "Fair scheduling: a fast client beside a slow one", md, out)
 
 
+def section_proofs(run: Run) -> Section:
+    """Opt-in (``--only proofs``): bench/proofs.py's ``run_proofs_bench`` at 1M leaves."""
+    from bench import proofs
+
+    s = run.settings
+    out: dict[str, Any] = {}
+    body = []
+    notes = []
+    leaves = 20_000 if s.quick else 1_000_000
+    for backend in s.store_backends:
+        try:
+            entry = proofs.run_proofs_bench(leaves, 500, (backend,))[backend]
+        except Exception as exc:  # e.g. no PostgreSQL on this machine
+            traceback.print_exc()
+            notes.append(f"- {backend}: skipped ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        out[backend] = entry
+        for name in ("inclusion", "consistency", "checkpoint"):
+            body.append(
+                [
+                    backend,
+                    entry["leaves"],
+                    name,
+                    entry[name]["p50_ms"],
+                    entry[name]["p95_ms"],
+                    entry[f"bare_{name}"]["p50_ms"],
+                    entry[f"{name}_ratio_p50"],
+                ]
+            )
+        notes.append(
+            f"- {backend}: proof p95 ≤ 20 ms at {entry['leaves']} leaves: "
+            f"{'yes' if entry['p95_ok'] else '**no**'}; tree stored at "
+            f"{entry['store_tree_leaves_per_s']} leaves/s"
+        )
+    run.results["proofs"] = out
+    md = (
+        "bench/proofs.py: a Merkle tree of stored complete subtrees (as appends keep it), "
+        "proofs served from it as the API serves them, against the same proofs computed from "
+        "an in-memory tree (bare) in the same run. Not part of the default run "
+        "(`--only proofs`).\n\n"
+        + table(
+            ["backend", "leaves", "what", "p50 ms", "p95 ms", "bare p50 ms", "ratio p50"],
+            body,
+        )
+        + "\n\n"
+        + "\n".join(notes)
+    )
+    return Section("proofs", "Merkle proofs and checkpoints", md, out)
+
+
 SECTIONS: dict[str, Callable[[Run], Section]] = {
     "bare": section_bare,
     "agnostic": section_agnostic,
@@ -769,10 +819,11 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "reports": section_reports,
     "startup": lambda run: startup.section(run),
     "fairness": section_fairness,
+    "proofs": section_proofs,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""
-OPT_IN = ("store",)
+OPT_IN = ("store", "proofs")
 """Sections left out of the default run (slow: the store section loads 1M records)."""
 
 

@@ -13,7 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import Forbidden, Unauthorized
 from app.security.principals import Permission, Principal
+from app.services import keys as stored_keys
 from app.services.context import Context
+from app.services.ratelimit import limiter
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
@@ -34,7 +36,10 @@ async def get_principal(
         raise Unauthorized()
     principal = ctx.keyring.authenticate(credentials.credentials)
     if principal is None:
-        raise Unauthorized("unknown API key")
+        principal = await stored_keys.authenticate(ctx.repository, credentials.credentials)
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    limiter(ctx.settings.rate_limit_per_minute, ctx).check(principal.key_id)
     return principal
 
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,6 +30,7 @@ class ServerKeys:
     master_wrap: bytes
     fingerprint: bytes
     cursor: bytes
+    signing_seed: bytes
 
     @classmethod
     def from_secret(cls, secret: str) -> ServerKeys:
@@ -39,7 +40,12 @@ class ServerKeys:
             master_wrap=_derive(raw, "data-key wrapping"),
             fingerprint=_derive(raw, "request fingerprint"),
             cursor=_derive(raw, "cursor mac"),
+            signing_seed=_derive(raw, "checkpoint signing ed25519"),
         )
+
+    def with_subject_hmac(self, key: bytes) -> ServerKeys:
+        """The same keys with the subject-id HMAC key kept from before a rotation."""
+        return replace(self, subject_hmac=key)
 
     def subject_digest(self, namespace: str, value: str) -> str:
         """HMAC of a subject id (or, for anonymous requests, a decision id) in its namespace."""
@@ -57,6 +63,14 @@ class ServerKeys:
     def unwrap_data_key(self, wrapped: bytes, subject_ref: str) -> bytes:
         nonce, body = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
         return AESGCM(self.master_wrap).decrypt(nonce, body, subject_ref.encode())
+
+
+def subject_fingerprint(data_key: bytes, canonical_body: bytes) -> str:
+    """A request fingerprint keyed with the subject's data key (SPEC §11.7): the same
+    subject and body give the same fingerprint (idempotency), and once the key is destroyed
+    nobody can confirm a guessed input against it."""
+    key = _derive(data_key, "request fingerprint")
+    return hmac.new(key, canonical_body, hashlib.sha256).hexdigest()
 
 
 def new_data_key() -> bytes:

@@ -14,6 +14,7 @@ from app.registry import ModelCatalog
 from app.security.crypto import ServerKeys
 from app.security.principals import KeyRing, parse_api_keys
 from app.services.batching import ExplainBatcher
+from app.services.secrets import load_keys
 from app.store.db import make_engine
 from app.store.repository import Repository
 from app.store.writer import GroupWriter
@@ -54,7 +55,7 @@ class Context:
                 repository, on_stop=lambda: lifecycle.fail("the record writer stopped")
             ),
             catalog=ModelCatalog(),
-            keys=ServerKeys.from_secret(settings.secret_key.get_secret_value()),
+            keys=load_keys(engine, settings.secret_key.get_secret_value()),
             keyring=KeyRing(parse_api_keys(settings.api_keys.get_secret_value())),
             executor=executor,
             batcher=ExplainBatcher(

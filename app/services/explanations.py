@@ -22,7 +22,7 @@ from app.registry.validation import check_model_range, check_row
 from app.reports.counterfactual import counterfactual
 from app.reports.reasons import principal_reasons, wording_stamp
 from app.reports.wording import phrases
-from app.security.crypto import new_data_key, seal
+from app.security.crypto import new_data_key, seal, subject_fingerprint
 from app.security.principals import Principal
 from app.services import cost
 from app.services.batching import Computed
@@ -263,6 +263,10 @@ def _subject_key(
 
 
 def _existing(ctx: Context, stored: StoredRecord, fingerprint: str) -> ExplainResult:
+    if stored.subject_ref and ctx.repository.subject_by_ref(stored.subject_ref) is None:
+        # Erased: the body cannot be compared any more; the erased record is the answer.
+        (erased,) = render_page(ctx.repository, None, [stored])
+        return ExplainResult(created=False, view=erased)
     if stored.fingerprint != fingerprint:
         raise Conflict(
             "decision_id already has an explanation record made from a different request body",
@@ -279,7 +283,7 @@ async def explain_and_record(
     """Explain one decision and store its record; an identical retry returns the record."""
     model, row = validate(ctx, command)
     try:
-        fingerprint = ctx.keys.request_fingerprint(canonical(command.body))
+        body = canonical(command.body)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(
             "the body has no canonical JSON form",
@@ -294,6 +298,7 @@ async def explain_and_record(
         await asyncio.to_thread(counterfactual, model, row) if command.counterfactual else None
     )
     for _attempt in range(3):
+        fingerprint = subject_fingerprint(data_key, body)
         draft, sealed_plain = build_draft(
             model, command, principal, row, raw, explanation, target, ref, fingerprint
         )
@@ -306,7 +311,7 @@ async def explain_and_record(
             [(draft, new_subject)], ctx.settings.write_timeout_seconds
         )
         if outcome.existing is not None:
-            return _existing(ctx, outcome.existing, fingerprint)
+            return await asyncio.to_thread(_existing, ctx, outcome.existing, fingerprint)
         if outcome.subject_taken is not None:
             taken = outcome.subject_taken
             ref, new_subject = taken.ref, None

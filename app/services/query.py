@@ -210,9 +210,14 @@ async def query_explanations(
 
 
 async def export(
-    ctx: Context, principal: Principal, params: QueryParams, fmt: str
+    ctx: Context,
+    principal: Principal,
+    params: QueryParams,
+    fmt: str,
+    through_seq: int | None = None,
 ) -> Iterator[bytes]:
-    """Log the export, then stream it: records up to the head as it stood at the start."""
+    """Log the export, then stream it: records up to the head as it stood at the start
+    (or up to ``through_seq``, if that is earlier)."""
     if fmt == "chain":
         given = [k for k, v in vars(params).items() if v is not None]
         if given:
@@ -225,6 +230,8 @@ async def export(
         resolved = await asyncio.to_thread(resolve, ctx, params)
     head = await asyncio.to_thread(ctx.repository.head)
     through = head[0] if head else 0
+    if through_seq is not None:
+        through = min(through, through_seq)
     await log_access(
         ctx,
         principal,
@@ -244,13 +251,11 @@ async def export(
 
 
 def chain_lines(repository: Repository, through: int | None = None) -> Iterator[bytes]:
-    """``{"seq", "hash", "document"}`` lines, the document as base64 of the stored bytes."""
+    """One stored document per line, its canonical bytes exactly as stored and hashed (JCS
+    escapes every control character, so a document never holds a newline)."""
     chunk: list[bytes] = []
     for row in repository.iter_rows(through=through):
-        document = base64.b64encode(row["document"]).decode()
-        chunk.append(
-            orjson.dumps({"seq": row["seq"], "hash": row["hash"], "document": document}) + b"\n"
-        )
+        chunk.append(row["document"] + b"\n")
         if len(chunk) >= 500:
             yield b"".join(chunk)
             chunk = []

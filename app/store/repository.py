@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, text, true
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
 
+from app.store import merkle
 from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
 from app.store.db import WRITE, WriterGate
 from app.store.tables import model_versions, records, subjects
@@ -216,6 +218,7 @@ class Repository:
         seq, prev, last_created = (
             (head.seq, head.hash, head.created_at) if head else (0, GENESIS_HASH, "")
         )
+        tree_size = seq
         decision_ids = [
             d.decision_id for d, _ in items if d.type == "explanation" and d.decision_id
         ]
@@ -289,6 +292,8 @@ class Repository:
             _copy_records(conn, rows)
         elif rows:
             conn.execute(insert(records), rows)
+        # The Merkle tree's new complete subtrees, in the same transaction (SPEC §11.5).
+        merkle.extend(conn, tree_size, [row["hash"] for row in rows])
         return outcomes
 
     # -- subjects -----------------------------------------------------------------------
@@ -320,6 +325,50 @@ class Repository:
                 for row in conn.execute(select(subjects).where(subjects.c.ref.in_(chunk))):
                     found[row.ref] = Subject(row.digest, row.ref, bytes(row.wrapped_key))
         return found
+
+    def erase_subject(
+        self, subject_digest: str, draft_for: Callable[[Subject, int], Draft]
+    ) -> tuple[Subject, int, StoredRecord] | None:
+        """Crypto-shred a subject (SPEC §8, §11.7): delete its row — the wrapped data key —
+        and append the ``erasure`` record ``draft_for(subject, records)`` in the same
+        transaction, then scrub the key's bytes from the live files. None: no such subject.
+        The only destructive operation in the code."""
+        with self._writing() as conn:
+            subject = self._subjects(conn, [subject_digest]).get(subject_digest)
+            if subject is None:
+                return None
+            count = conn.execute(
+                select(func.count())
+                .select_from(records)
+                .where(records.c.subject_ref == subject.ref)
+            ).scalar_one()
+            conn.execute(delete(subjects).where(subjects.c.digest == subject_digest))
+            draft = draft_for(subject, int(count)).prepare()
+            (outcome,) = self._append(conn, [(draft, None)])
+        assert outcome.record is not None
+        if self._bind is None:
+            self._scrub_subjects()
+        return subject, int(count), outcome.record
+
+    def _scrub_subjects(self) -> None:
+        """Remove deleted subject rows' bytes from the live database files: SQLite
+        (``secure_delete`` is on) folds the WAL back and truncates it; PostgreSQL rewrites
+        the table. Backups and WAL archives age out on their own schedule (README)."""
+        if self.is_postgres:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM FULL subjects")
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            for _ in range(100):
+                busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    break
+                time.sleep(0.05)
+            cursor.close()
+        finally:
+            raw.close()
 
     @staticmethod
     def new_subject_ref() -> str:

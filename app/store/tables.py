@@ -11,6 +11,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -109,3 +110,58 @@ desk_sessions = Table(
 )
 """Support-desk sign-ins: the SHA-256 of the session cookie's secret → the key's id and
 role, the form token, the chosen language, the expiry. State, not history (SPEC §11.11)."""
+
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+)
+"""Every complete aligned subtree of the record log's Merkle tree (level k, index i covers
+leaves [i·2^k, (i+1)·2^k)), written in the transaction that appends its last leaf."""
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tree_size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("tree_size", "key_id"),
+)
+"""Signed checkpoints issued (append-only): the signed-note text as served."""
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("key_id", String(8), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("verifier_key", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+"""Public halves of every checkpoint signing key used (kept across secret rotations)."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("revoked_at", String(32)),
+)
+"""API keys created with ``rationale keys create`` (only the secret's SHA-256 is kept)."""
+
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("purpose", String(64), primary_key=True),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+"""Keys that must outlive a secret rotation (the subject-id HMAC key), wrapped under the
+current master key."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -214,18 +215,23 @@ def test_chain_export_is_the_stored_bytes_and_verifies_offline(
 ) -> None:
     response, body = export(client, format="chain")
     assert response.status_code == 200
-    lines = [json.loads(line) for line in body.splitlines()]
+    raw_lines = body.splitlines()
+    lines = [json.loads(line) for line in raw_lines]
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
     ctx = client.app.state.context  # type: ignore[attr-defined]
     stored = list(ctx.repository.iter_rows(through=len(lines)))
-    assert [base64.b64decode(line["document"]) for line in lines] == [r["document"] for r in stored]
+    # Each line is the stored canonical document itself, hashed as it stands.
+    assert raw_lines == [r["document"] for r in stored]
+    assert [hashlib.sha256(line).hexdigest() for line in raw_lines] == [r["hash"] for r in stored]
+    _, first_two = export(client, format="chain", through_seq=2)
+    assert first_two.splitlines() == raw_lines[:2]
     path = folder / "chain.jsonl"
     path.write_bytes(body)
     runner = CliRunner()
     ok = runner.invoke(cli, ["records", "verify", "--file", str(path)])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["records_checked"] == len(lines)
-    head = lines[-1]
+    head = {"seq": stored[-1]["seq"], "hash": stored[-1]["hash"]}
     kept = runner.invoke(
         cli,
         [
@@ -257,10 +263,11 @@ def test_chain_export_is_the_stored_bytes_and_verifies_offline(
     )
     assert truncated.exit_code == 1 and "missing" in truncated.stdout
     # One byte changed in one document.
-    raw = bytearray(base64.b64decode(lines[2]["document"]))
+    raw = bytearray(raw_lines[2])
     raw[raw.index(b'"type":"') + 9] ^= 0x20  # a letter of the type: still JSON
-    lines[2]["document"] = base64.b64encode(bytes(raw)).decode()
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    path.write_bytes(
+        b"".join(line + b"\n" for line in [*raw_lines[:2], bytes(raw), *raw_lines[3:]])
+    )
     broken = runner.invoke(cli, ["records", "verify", "--file", str(path)])
     assert broken.exit_code == 1 and json.loads(broken.stdout)["first_bad"]["seq"] == 3
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
 
 from app.api.deps import ContextDep, require
 from app.api.responses import FastJSON
-from app.api.schemas import AccessLog, VerifyReport
+from app.api.schemas import AccessLog, Problem, VerifyReport
+from app.api.schemas_audit import CheckpointList, ConsistencyProof, InclusionProof
 from app.security.principals import Permission, Principal
-from app.services import audit
+from app.services import audit, proofs
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 VerifyDep = Annotated[Principal, Depends(require(Permission.VERIFY))]
@@ -57,3 +59,71 @@ async def access_log(
             cursor=cursor,
         )
     )
+
+
+TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+SIZE = Annotated[int | None, Query(ge=1, le=2**62)]
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse, responses={200: TEXT})
+async def checkpoint(ctx: ContextDep, _: VerifyDep) -> PlainTextResponse:
+    """A signed checkpoint of the log as it stands: a C2SP tlog-checkpoint in a signed note
+    (origin, tree size, base64 Merkle root, an Ed25519 signature line). Kept as issued."""
+    return PlainTextResponse(await proofs.issue_checkpoint(ctx))
+
+
+@router.get(
+    "/public-key",
+    response_class=PlainTextResponse,
+    responses={200: TEXT, 404: {"model": Problem}},
+)
+async def public_key(
+    ctx: ContextDep,
+    _: VerifyDep,
+    key_id: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9a-fA-F]{8}$", description="An earlier signing key's id"),
+    ] = None,
+) -> PlainTextResponse:
+    """The C2SP note verifier key that checks checkpoints: ``<name>+<key id>+<key>``."""
+    return PlainTextResponse(await proofs.public_key(ctx, key_id) + "\n")
+
+
+@router.get("/checkpoints", response_model=CheckpointList)
+async def checkpoints(
+    ctx: ContextDep,
+    _: VerifyDep,
+    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> FastJSON:
+    """Checkpoints issued (on request, and every N records or T seconds), oldest first."""
+    return FastJSON(await proofs.list_checkpoints(ctx, since, limit, cursor))
+
+
+@router.get(
+    "/proof/inclusion",
+    response_model=InclusionProof,
+    responses={404: {"model": Problem}},
+)
+async def inclusion_proof(
+    ctx: ContextDep,
+    _: VerifyDep,
+    record_id: Annotated[str, Query(min_length=1, max_length=64)],
+    tree_size: SIZE = None,
+) -> FastJSON:
+    """RFC 9162 §2.1.3 inclusion proof of a record (leaf seq − 1) in the tree of
+    ``tree_size`` records (default: the whole log)."""
+    return FastJSON(await proofs.inclusion(ctx, record_id, tree_size))
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProof)
+async def consistency_proof(
+    ctx: ContextDep,
+    _: VerifyDep,
+    from_: Annotated[int, Query(alias="from", ge=1, le=2**62)],
+    to: SIZE = None,
+) -> FastJSON:
+    """RFC 9162 §2.1.4 consistency proof that the tree of ``to`` records (default: the
+    whole log) extends the tree of ``from`` records."""
+    return FastJSON(await proofs.consistency(ctx, from_, to))

@@ -69,9 +69,12 @@ async def export_explanations(
     ctx: ContextDep,
     principal: ExportDep,
     format: Annotated[Literal["jsonl", "csv", "chain"], Query()] = "jsonl",
+    through_seq: Annotated[
+        int | None, Query(ge=0, le=2**62, description="Stop at this seq (default: the head)")
+    ] = None,
 ) -> StreamingResponse:
     """Streamed export: record views as JSONL or CSV, or the stored chain byte for byte."""
-    body = await query.export(ctx, principal, params, format)
+    body = await query.export(ctx, principal, params, format, through_seq)
     extension = {"jsonl": "jsonl", "csv": "csv", "chain": "chain.jsonl"}[format]
     return StreamingResponse(
         body,

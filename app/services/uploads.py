@@ -1,0 +1,178 @@
+"""Model upload and reload (SPEC §5, §11.10): a version is checked in a staging folder with
+the registry's own loader before it joins the models folder; every worker picks it up by
+watching the registrations table, without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+
+from app.errors import Conflict, FieldError, InvalidInput
+from app.registry.loader import LoadRefused
+from app.registry.manifest import read_manifest
+from app.registry.model import load_version
+from app.security.principals import Principal
+from app.services.context import Context
+from app.services.keys import admin_event
+from app.services.models import describe, load_models, service_thresholds
+from app.store.tables import model_versions
+
+log = structlog.get_logger(__name__)
+_upload_lock = asyncio.Lock()
+
+
+def _stage(ctx: Context, files: dict[str, bytes]) -> tuple[Path, Path]:
+    """Write the three files into a staging version folder; (staging root, version folder)."""
+    models_dir = ctx.settings.models_dir
+    models_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=".upload-", dir=models_dir))
+    manifest_file = root / "model.yaml"
+    manifest_file.write_bytes(files["manifest"])
+    try:
+        manifest, _ = read_manifest(manifest_file)
+    except Exception as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise InvalidInput(
+            "the manifest is not a valid model.yaml",
+            errors=[FieldError("manifest", str(exc)[:500])],
+        ) from None
+    folder = root / manifest.name / manifest.version
+    folder.mkdir(parents=True)
+    manifest_file.rename(folder / "model.yaml")
+    (folder / manifest.artifact).write_bytes(files["artifact"])
+    (folder / manifest.background).write_bytes(files["background"])
+    return root, folder
+
+
+def _registered(ctx: Context, name: str, version: str) -> tuple[str, str] | None:
+    with ctx.repository._reading() as conn:
+        row = conn.execute(
+            select(model_versions.c.artifact_sha256, model_versions.c.manifest_sha256).where(
+                model_versions.c.name == name, model_versions.c.version == version
+            )
+        ).first()
+    return (str(row.artifact_sha256), str(row.manifest_sha256)) if row else None
+
+
+def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tuple[bool, Any]:
+    root, staged = _stage(ctx, files)
+    try:
+        try:
+            # The registry's own checks: safe names, hashes, skops trusted types only.
+            model = load_version(
+                staged,
+                allow_unsafe=ctx.settings.allow_unsafe_models,
+                base=service_thresholds(ctx.settings),
+            )
+        except LoadRefused as exc:
+            raise InvalidInput(
+                f"model version refused: {exc}", errors=[FieldError("artifact", str(exc))]
+            ) from None
+        except Exception as exc:  # a damaged archive or a model the explainers cannot use
+            reason = f"cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+            raise InvalidInput(
+                f"model version refused: {reason}", errors=[FieldError("artifact", reason)]
+            ) from None
+        name, version = model.name, model.version
+        registered = _registered(ctx, name, version)
+        target = ctx.settings.models_dir / name / version
+        if registered is not None or target.exists():
+            same = registered == (model.artifact_sha256, model.manifest_sha256)
+            if same and ctx.catalog.has(name, version):
+                return False, describe(ctx.catalog.get(name, version))  # type: ignore[arg-type]
+            raise Conflict(
+                f"{name} version {version} already exists with other hashes: versions are "
+                "immutable, upload a new version",
+                extra={"reason": "version_exists"},
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, target)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    load_models(ctx)
+    loaded = ctx.catalog.get(name, version)
+    if loaded is None:
+        reason = next(
+            (
+                r.reason
+                for r in ctx.catalog.refused_versions()
+                if (r.name, r.version) == (name, version)
+            ),
+            "refused on load",
+        )
+        raise InvalidInput(
+            f"model version refused: {reason}", errors=[FieldError("artifact", str(reason))]
+        )
+    admin_event(
+        ctx.repository,
+        "model_uploaded",
+        {"model": name, "version": version, "sha256": loaded.artifact_sha256},
+        principal,
+    )
+    return True, describe(loaded)
+
+
+async def upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tuple[bool, Any]:
+    """Check and install an uploaded version; (created, its card). 422 for a refused
+    version, 409 for an existing version with other hashes."""
+    async with _upload_lock:
+        return await asyncio.to_thread(_upload, ctx, principal, files)
+
+
+def _served(ctx: Context) -> set[str]:
+    return {f"{m.name}/{m.version}" for n in ctx.catalog.names() for m in ctx.catalog.versions(n)}
+
+
+def _reload(ctx: Context, principal: Principal) -> dict[str, Any]:
+    before = _served(ctx)
+    result = load_models(ctx)
+    for added in sorted(_served(ctx) - before):
+        name, version = added.split("/", 1)
+        model = ctx.catalog.get(name, version)
+        sha = model.artifact_sha256 if model is not None else None
+        admin_event(
+            ctx.repository,
+            "model_registered",
+            {"model": name, "version": version, "sha256": sha},
+            principal,
+        )
+    admin_event(ctx.repository, "models_reloaded", {"loaded": len(result["loaded"])}, principal)
+    return result
+
+
+async def reload(ctx: Context, principal: Principal) -> dict[str, Any]:
+    """Rescan the models folder (register and load new versions; refuse broken ones)."""
+    async with _upload_lock:
+        return await asyncio.to_thread(_reload, ctx, principal)
+
+
+def _registrations(ctx: Context) -> tuple[int, int]:
+    with ctx.repository._reading() as conn:
+        count, last = conn.execute(
+            select(func.count(), func.max(model_versions.c.id)).select_from(model_versions)
+        ).one()
+    return int(count), int(last or 0)
+
+
+async def watch_registrations(ctx: Context) -> None:
+    """Load versions that another worker registered (polls the registrations table)."""
+    seen = await asyncio.to_thread(_registrations, ctx)
+    while True:
+        await asyncio.sleep(ctx.settings.model_poll_seconds)
+        try:
+            now = await asyncio.to_thread(_registrations, ctx)
+            if now != seen:
+                async with _upload_lock:
+                    await asyncio.to_thread(load_models, ctx)
+                seen = now
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a database hiccup must not end the watch
+            log.warning("model registration watch failed", error=str(exc))
