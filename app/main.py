@@ -9,10 +9,13 @@ from fastapi import FastAPI
 
 import app as package
 from app.api import problems
-from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import audit, explanations, health, models, records
+from app.api.body_limits import RouteBodyLimits
+from app.api.middleware import AccessLog
+from app.api.routes import audit, batches, explanations, health, metrics, models, records
 from app.config import Settings
+from app.jobs import dispatcher_for
 from app.logging import configure
+from app.metrics import RequestMetrics
 from app.services.context import Context
 from app.services.models import load_models
 from app.store import migrate
@@ -31,10 +34,13 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
             elif not migrate.is_current(ctx.engine):
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
             load_models(ctx)
+            app.state.batch_dispatcher = dispatcher_for(ctx)
             ctx.ready = True
             yield
         finally:
             ctx.ready = False
+            if getattr(app.state, "batch_dispatcher", None) is not None:
+                app.state.batch_dispatcher.close()
             ctx.close()
 
     app = FastAPI(
@@ -49,8 +55,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(records.router)  # before explanations: /explanations/export
     app.include_router(explanations.router)
     app.include_router(audit.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(batches.router)
+    app.include_router(metrics.router)
+    app.add_middleware(
+        RouteBodyLimits,
+        default=settings.max_body_bytes,
+        paths={"/v1/batches": settings.max_batch_bytes},
+    )
     app.add_middleware(AccessLog)
+    app.add_middleware(RequestMetrics)
     return app
 
 

@@ -10,9 +10,13 @@ starts the workers, restarts one that dies, and stops them all on SIGTERM or SIG
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -55,6 +59,23 @@ def _worker(host: str, port: int) -> None:
 
 def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with ``workers`` processes; returns when they have stopped."""
+    # Metrics of every worker are summed from files in a fresh folder; the variable must be
+    # set before prometheus_client is imported (app.metrics, by the app).
+    metrics_dir = tempfile.mkdtemp(prefix="rationale-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run(host, port, workers, _worker_died)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker_died(pid: int) -> None:
+    from app.metrics import mark_worker_dead
+
+    mark_worker_dead(pid)
+
+
+def _run(host: str, port: int, workers: int, worker_died: Callable[[int], None]) -> None:
     if workers == 1:
         import uvicorn
 
@@ -82,6 +103,8 @@ def run(host: str, port: int, workers: int) -> None:
         for i, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.error("worker exited; starting another", exitcode=process.exitcode)
+                if process.pid is not None:
+                    worker_died(process.pid)
                 processes[i] = start()
         time.sleep(0.5)
     for process in processes:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import app
+from app import metrics
 from app.errors import Conflict, FieldError, InvalidInput
 from app.explain import Explanation, Target
 from app.explain.engine import library_versions
@@ -245,7 +247,9 @@ async def explain_and_record(
         ) from exc
     # A retry is recognised under the chain lock when its record is appended, so the
     # common path (a new decision) costs no extra read.
+    started = time.perf_counter()
     computed = await ctx.batcher.compute(model, row, command)
+    metrics.observe_explanations(model, [command.method], [computed], time.perf_counter() - started)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
     for _attempt in range(3):

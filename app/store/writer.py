@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 
 import structlog
 
+from app import metrics
 from app.store.chain import Draft
 from app.store.repository import AppendOutcome, NewSubject, Repository
 
@@ -70,7 +72,9 @@ class GroupWriter:
         jobs: list[tuple[list[Item], Future[list[AppendOutcome]]]] = group  # type: ignore[assignment]
         flat = [item for items, _ in jobs for item in items]
         try:
+            started = time.perf_counter()
             outcomes = self.repository.append(flat)
+            metrics.observe_append(outcomes, time.perf_counter() - started)
         except Exception as exc:
             if len(jobs) > 1:
                 # One caller's bad draft must not fail the others: retry each alone.
