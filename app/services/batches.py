@@ -139,7 +139,7 @@ def create_batch(ctx: Context, principal: Principal, body: dict[str, Any]) -> Ba
             "chunk": i // chunk_size,
             "decision_id": item["decision_id"],
             "state": PENDING,
-            "request": orjson.dumps(item_request(body, item)),
+            "request": json.dumps(item_request(body, item)).encode(),
             "status": None,
             "record_id": None,
             "problem": None,

@@ -29,6 +29,10 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
     ("POST", "/v1/explanations/{record_id}/replay", AUDIT, 200),
     ("GET", "/v1/audit/verify", AUDIT, 200),
     ("GET", "/v1/audit/access-log", AUDIT, 200),
+    ("POST", "/v1/batches", frozenset({"backend", "admin"}), 202),
+    ("GET", "/v1/batches/{batch_id}", frozenset({"backend", "admin"}), 200),
+    ("GET", "/v1/batches/{batch_id}/results", frozenset({"backend", "admin"}), 200),
+    ("GET", "/v1/batches/{batch_id}/results/export", frozenset({"backend", "admin"}), 200),
 ]
 
 
@@ -48,6 +52,13 @@ def record(client: TestClient) -> dict[str, Any]:
     response = client.post("/v1/explanations", json=body, headers=auth("backend"))
     assert response.status_code == 201
     result: dict[str, Any] = response.json()
+    batch = {
+        "model": "recidivism",
+        "items": [{"decision_id": unique_id(), "instance": body["instance"]}],
+    }
+    accepted = client.post("/v1/batches", json=batch, headers=auth("backend"))
+    assert accepted.status_code == 202
+    result["batch_id"] = accepted.json()["id"]
     return result
 
 
@@ -59,6 +70,7 @@ def call(
         .replace("{version}", "1")
         .replace("{record_id}", record["id"])
         .replace("{decision_id}", record["decision_id"])
+        .replace("{batch_id}", record["batch_id"])
     )
     if method == "POST" and template == "/v1/explanations":
         body = {
@@ -67,6 +79,9 @@ def call(
             "instance": instances("recidivism", 1)[0],
         }
         return client.post(path, json=body, headers=headers)
+    if method == "POST" and template == "/v1/batches":
+        item = {"decision_id": unique_id(), "instance": instances("recidivism", 1)[0]}
+        return client.post(path, json={"model": "recidivism", "items": [item]}, headers=headers)
     return client.request(method, path, headers=headers)
 
 
