@@ -249,3 +249,25 @@ def test_other_demo_models_batch(client: TestClient, model: str) -> None:
     )
     done = wait_done(client, response.json()["id"])
     assert (done["succeeded"], done["failed"]) == (10, 0), done
+
+
+def test_values_without_a_canonical_form_fail_alone(client: TestClient) -> None:
+    rows = instances(MODEL, 3)
+    huge = dict(rows[1], credit_amount=2**70)
+    items = [
+        {"decision_id": unique_id("h"), "instance": rows[0]},
+        {"decision_id": unique_id("h"), "instance": huge},
+        {"decision_id": unique_id("h"), "instance": rows[2]},
+    ]
+    done = wait_done(client, submit(client, items))
+    assert (done["succeeded"], done["failed"]) == (2, 1)
+    (failure,) = done["failures"]
+    assert failure["index"] == 1 and failure["status"] == 422
+    assert failure["problem"]["errors"][0]["field"] == "instance.credit_amount"
+    single = client.post(
+        "/v1/explanations",
+        json={"model": MODEL, "decision_id": unique_id(), "instance": huge},
+        headers=auth("backend"),
+    )
+    assert single.status_code == 422
+    assert single.json()["errors"] == failure["problem"]["errors"]
