@@ -263,7 +263,8 @@ def _append(ctx: Context, principal: Principal, model: LoadedModel, items: Seque
             draft.sealed = seal(
                 data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
             )
-            batch.append((draft, new_subject))
+            # Canonicalised here, not on the writer thread that every request shares.
+            batch.append((draft.prepare(), new_subject))
         outcomes = ctx.writer.append(batch)
         retry: list[_Item] = []
         for item, outcome in zip(todo, outcomes, strict=True):
