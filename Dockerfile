@@ -1,23 +1,42 @@
-# Rationale API image: installs from the same hashed lock as `make`, runs `rationale serve`.
+# Rationale image: the API (`rationale serve`) and the batch worker (`rationale worker`).
+# Stage 1 builds a virtual environment from the hashed runtime lock (requirements.lock,
+# runtime dependencies only); stage 2 holds that environment, the package's models and
+# nothing else, and runs as an unprivileged user.
+FROM python:3.11-slim AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+
+RUN pip install --no-cache-dir "uv==0.13.8" && python -m venv /opt/venv
+
+WORKDIR /src
+COPY requirements.lock ./
+RUN uv pip install --python /opt/venv/bin/python --require-hashes --no-cache -r requirements.lock
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN uv pip install --python /opt/venv/bin/python --no-deps --no-cache .
+
 FROM python:3.11-slim AS runtime
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     OPENBLAS_NUM_THREADS=1 \
     OMP_NUM_THREADS=1 \
+    PATH=/opt/venv/bin:$PATH \
     RATIONALE_MODELS_DIR=/srv/rationale/models
 
+RUN groupadd --system --gid 10001 rationale \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /srv/rationale rationale
+
 WORKDIR /srv/rationale
-RUN pip install --no-cache-dir "uv==0.13.8" && useradd --system --uid 10001 rationale
-
-COPY requirements.lock pyproject.toml README.md ./
-RUN uv pip install --system --require-hashes --no-cache -r requirements.lock
-
-COPY app ./app
+COPY --from=build /opt/venv /opt/venv
 COPY models ./models
-RUN uv pip install --system --no-deps --no-cache . && mkdir -p var && chown rationale var
+RUN mkdir -p var && chown 10001:10001 var
 
-USER rationale
+USER 10001:10001
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
 CMD ["rationale", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

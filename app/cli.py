@@ -25,6 +25,8 @@ keys_app = typer.Typer(help="API keys: create (secret shown once), list, revoke.
 app.add_typer(keys_app, name="keys")
 secrets_app = typer.Typer(help="The server secret.")
 app.add_typer(secrets_app, name="secrets")
+batch_app = typer.Typer(help="Submit batches to a running service and fetch their results.")
+app.add_typer(batch_app, name="batch")
 console = Console(stderr=True)
 
 ROLES = ("backend", "support", "auditor", "admin")
@@ -479,6 +481,90 @@ def _migrated(database_url: str | None) -> Repository:
     repository = _repository(database_url)
     migrate.upgrade(repository.engine)
     return repository
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Worker processes (1: solo).")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery batch worker on RATIONALE_BROKER_URL, sharing the record store."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from app.jobs.celery_app import run_worker
+    from app.logging import configure
+
+    settings = _settings()
+    if not settings.broker_url:
+        console.print("[red]RATIONALE_BROKER_URL: a worker needs a broker (e.g. redis://)[/red]")
+        raise typer.Exit(2)
+    configure(settings.log_json)
+    run_worker(settings, concurrency, loglevel)
+
+
+ServiceUrl = Annotated[
+    str, typer.Option("--url", envvar="RATIONALE_URL", help="The service's base URL.")
+]
+ServiceKey = Annotated[
+    str, typer.Option("--key", envvar="RATIONALE_API_KEY", help="A backend or admin API key.")
+]
+
+
+@batch_app.command("submit")
+def batch_submit(
+    file: Annotated[Path, typer.Argument(help="CSV: decision_id, subject_id?, features.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    key: ServiceKey,
+    version: Annotated[str | None, typer.Option(help="Model version (default latest).")] = None,
+    method: Annotated[str, typer.Option(help="Explanation method.")] = "auto",
+    url: ServiceUrl = "http://127.0.0.1:8000",
+    wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
+) -> None:
+    """Submit a CSV of decisions as one batch and follow it with a progress bar."""
+    from app.jobs.client import BatchClient, ClientError, read_items
+
+    client = BatchClient(url, key)
+    try:
+        card = client.model_card(model, version)
+        items = read_items(file, card)
+        batch_id = client.submit(model, version, method, items)
+        sys.stdout.write(batch_id + "\n")
+        sys.stdout.flush()
+        if not wait:
+            return
+        status = client.follow(batch_id, console)
+    except ClientError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(
+        f"batch {batch_id}: {status['status']}, {status['succeeded']} succeeded, "
+        f"{status['failed']} failed"
+    )
+    raise typer.Exit(0 if status["status"] == "done" else 1)
+
+
+@batch_app.command("results")
+def batch_results(
+    batch_id: Annotated[str, typer.Argument(help="The batch id.")],
+    out: Annotated[Path, typer.Option(help="Output file (.jsonl or .csv).")],
+    key: ServiceKey,
+    format_: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from --out).")
+    ] = None,
+    url: ServiceUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Write a batch's records to a file, as JSONL or CSV."""
+    from app.jobs.client import BatchClient, ClientError
+
+    fmt = format_ or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        console.print("[red]--format: jsonl or csv[/red]")
+        raise typer.Exit(2)
+    try:
+        count = BatchClient(url, key).download(batch_id, fmt, out)
+    except ClientError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"wrote {count} records to {out}")
 
 
 def _repository(database_url: str | None) -> Repository:

@@ -40,6 +40,26 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     """Celery broker URL (e.g. ``redis://127.0.0.1:6379/0``); unset, batches run in-process."""
 
+    max_batch_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest accepted ``POST /v1/batches`` body in bytes (its own limit; 413 beyond)."""
+
+    max_batch_items: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Most items in one batch (422 beyond)."""
+
+    batch_chunk_items: int = Field(default=100, ge=1, le=10_000)
+    """Items per unit of batch work (one task on a Celery worker): explained together,
+    appended together, redelivered together if a worker dies."""
+
+    batch_threads: int = Field(default=1, ge=1, le=16)
+    """Threads per process that run batches in-process (no broker)."""
+
+    batch_queue: str = Field(default="rationale-batches", min_length=1, max_length=128)
+    """Celery queue of batch tasks (give tests and tenants their own)."""
+
+    broker_visibility_timeout: int = Field(default=30, ge=5, le=3600)
+    """Seconds before a task taken by a worker that died (unacknowledged) is delivered
+    again; longer than any one chunk takes."""
+
     explain_threads: int = Field(default=1, ge=1, le=64)
     """Threads per process that compute explanations off the event loop (the fast lane)."""
 

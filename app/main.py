@@ -14,8 +14,10 @@ from app.api.middleware import AccessLog, BodyLimit
 from app.api.routes import (
     audit,
     audits,
+    batches,
     explanations,
     health,
+    metrics,
     model_upload,
     models,
     records,
@@ -25,7 +27,9 @@ from app.api.routes import (
 )
 from app.api.timeouts import BodyTimeout
 from app.config import Settings
+from app.jobs import dispatcher_for
 from app.logging import configure
+from app.metrics import RequestMetrics
 from app.services.context import Context
 from app.services.models import load_models
 from app.services.proofs import run_checkpointer
@@ -47,6 +51,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
             elif not migrate.is_current(ctx.engine):
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
             load_models(ctx)
+            app.state.batch_dispatcher = dispatcher_for(ctx)
             ctx.ready = True
             tasks = [
                 asyncio.create_task(run_checkpointer(ctx)),
@@ -59,6 +64,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
                     task.cancel()
         finally:
             ctx.ready = False
+            if getattr(app.state, "batch_dispatcher", None) is not None:
+                app.state.batch_dispatcher.close()
             ctx.close()
 
     app = FastAPI(
@@ -80,14 +87,20 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(reviews.router)
     app.include_router(reports.router)
     app.include_router(subjects.router)
+    app.include_router(batches.router)
+    app.include_router(metrics.router)
     app.include_router(web.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        paths={("POST", "/v1/models"): settings.max_upload_bytes},
+        paths={
+            ("POST", "/v1/models"): settings.max_upload_bytes,
+            ("POST", "/v1/batches"): settings.max_batch_bytes,
+        },
     )
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(AccessLog)
+    app.add_middleware(RequestMetrics)
     return app
 
 

@@ -16,10 +16,14 @@ a 408 otherwise); shutdown waits ``GRACEFUL_SHUTDOWN_SECONDS`` for requests in f
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -85,6 +89,23 @@ def _worker(host: str, port: int) -> None:
 
 def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with ``workers`` processes; returns when they have stopped."""
+    # Metrics of every worker are summed from files in a fresh folder; the variable must be
+    # set before prometheus_client is imported (app.metrics, by the app).
+    metrics_dir = tempfile.mkdtemp(prefix="rationale-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run(host, port, workers, _worker_died)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker_died(pid: int) -> None:
+    from app.metrics import mark_worker_dead
+
+    mark_worker_dead(pid)
+
+
+def _run(host: str, port: int, workers: int, worker_died: Callable[[int], None]) -> None:
     if workers == 1:
         _serve(_Server(_config(host=host, port=port)))
         return
@@ -111,6 +132,8 @@ def run(host: str, port: int, workers: int) -> None:
         for i, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.error("worker exited; starting another", exitcode=process.exitcode)
+                if process.pid is not None:
+                    worker_died(process.pid)
                 processes[i] = start()
         time.sleep(0.5)
     for process in processes:

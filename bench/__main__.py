@@ -809,6 +809,85 @@ def section_proofs(run: Run) -> Section:
     return Section("proofs", "Merkle proofs and checkpoints", md, out)
 
 
+def section_batches(run: Run) -> Section:
+    """Batch throughput in process and on Celery workers; chain appends on PostgreSQL."""
+    from bench import batches
+
+    quick = run.settings.quick
+    counts = (
+        {"credit-risk": 500, "income": 200, "recidivism": 100}
+        if quick
+        else {"credit-risk": 2000, "income": 1000, "recidivism": 500}
+    )
+    try:
+        r = batches.run_batch_bench(counts, 500 if quick else 2000, 8, 5 if quick else 15)
+    except Exception as exc:  # needs PostgreSQL and Redis
+        traceback.print_exc()
+        return Section("batches", "Batches", f"Skipped ({type(exc).__name__}: {exc}).")
+    run.results["batches"] = r
+    for row in r["in_process"]:
+        print(
+            f"  in-process {row['model']} ({row['store']}): {row['per_s']:.0f}/s, bare "
+            f"compute_many {row['bare_per_s']:.0f}/s, ratio {row['ratio']:.2f}"
+        )
+    for row in r["celery"]:
+        print(f"  celery {row['workers']} worker(s): {row['per_s']:.0f}/s")
+    for row in r["appends"]:
+        print(f"  appends {row['writers']} writers x {row['group']}: {row['per_s']:.0f}/s")
+    md = (
+        f"{batches.__doc__.split(chr(10) + chr(10), 1)[1].strip()}\n\n"
+        + table(
+            ["model", "store", "items", "s", "batch items/s", "bare compute_many rows/s", "ratio"],
+            [
+                [
+                    x["model"],
+                    x["store"],
+                    x["items"],
+                    x["seconds"],
+                    x["per_s"],
+                    x["bare_per_s"],
+                    x["ratio"],
+                ]
+                for x in r["in_process"]
+            ],
+        )
+        + "\n\n"
+        + table(
+            ["runner", "items", "s", "items/s"],
+            [
+                ["in process (postgresql)", x["items"], x["seconds"], x["per_s"]]
+                for x in r["in_process"]
+                if x["store"] == "postgresql"
+            ]
+            + [
+                [f"Celery, {x['workers']} worker(s)", x["items"], x["seconds"], x["per_s"]]
+                for x in r["celery"]
+            ],
+        )
+        + "\n\n"
+        + table(
+            ["writers", "records per transaction", "records", "records/s"],
+            [[x["writers"], x["group"], x["records"], x["per_s"]] for x in r["appends"]],
+        )
+    )
+    return Section("batches", "Batches and the chain's write ceiling", md, r)
+
+
+SECTIONS: dict[str, Callable[[Run], Section]] = {
+    "bare": section_bare,
+    "agnostic": section_agnostic,
+    "service": section_service,
+    "ratios": section_ratios,
+    "profile": section_profile,
+    "store": section_store,
+    "batches": section_batches,
+}
+"""Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
+comparator)."""
+OPT_IN = ("store",)
+"""Sections left out of the default run (slow: the store section loads 1M records)."""
+
+
 SECTIONS: dict[str, Callable[[Run], Section]] = {
     "bare": section_bare,
     "agnostic": section_agnostic,
@@ -820,6 +899,7 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "startup": lambda run: startup.section(run),
     "fairness": section_fairness,
     "proofs": section_proofs,
+    "batches": section_batches,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import platform
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import structlog
 
 import app
+from app import metrics
 from app.errors import Conflict, ExplanationFailed, FieldError, InvalidInput, RationaleError
 from app.explain import Explanation, Target
 from app.explain.engine import library_versions
@@ -291,7 +293,9 @@ async def explain_and_record(
         ) from exc
     # A retry is recognised under the chain lock when its record is appended, so the
     # common path (a new decision) costs no extra read.
+    started = time.perf_counter()
     computed = await _compute(ctx, model, row, command)
+    metrics.observe_explanations(model, [command.method], [computed], time.perf_counter() - started)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
     digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
     what_would_change = (

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
 import structlog
 from sqlalchemy.exc import OperationalError
 
+from app import metrics
 from app.errors import Unavailable
 from app.store.chain import Draft
 from app.store.repository import AppendOutcome, NewSubject, Repository
@@ -164,6 +166,7 @@ class GroupWriter:
 
     def _commit(self, jobs: list[Job]) -> None:
         flat = [item for items, _ in jobs for item in items]
+        started = time.perf_counter()
         try:
             outcomes = self.repository.append(flat)
         except OperationalError as exc:
@@ -181,6 +184,7 @@ class GroupWriter:
             log.error("record append failed", error=str(exc))
             jobs[0][1].set_exception(exc)
             return
+        metrics.observe_append(outcomes, time.perf_counter() - started)
         start = 0
         for items, future in jobs:
             future.set_result(outcomes[start : start + len(items)])

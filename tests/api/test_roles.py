@@ -56,6 +56,10 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
         201,
     ),
     ("GET", "/v1/reports/{report_id}", ALL, 200),
+    ("POST", "/v1/batches", frozenset({"backend", "admin"}), 202),
+    ("GET", "/v1/batches/{batch_id}", frozenset({"backend", "admin"}), 200),
+    ("GET", "/v1/batches/{batch_id}/results", frozenset({"backend", "admin"}), 200),
+    ("GET", "/v1/batches/{batch_id}/results/export", frozenset({"backend", "admin"}), 200),
 ]
 
 
@@ -84,6 +88,13 @@ def record(client: TestClient) -> dict[str, Any]:
     )
     assert issued.status_code == 201, issued.text
     result["report_id"] = issued.json()["report_id"]
+    batch = {
+        "model": "recidivism",
+        "items": [{"decision_id": unique_id(), "instance": body["instance"]}],
+    }
+    accepted = client.post("/v1/batches", json=batch, headers=auth("backend"))
+    assert accepted.status_code == 202
+    result["batch_id"] = accepted.json()["id"]
     return result
 
 
@@ -97,6 +108,7 @@ def call(
         .replace("{decision_id}", record["decision_id"])
         .replace("{subject_id}", record["subject"])
         .replace("{report_id}", record["report_id"])
+        .replace("{batch_id}", record["batch_id"])
     )
     if method == "POST" and template.endswith("/reports"):
         return client.post(path, json={"format": "text", "lang": "en"}, headers=headers)
@@ -118,6 +130,9 @@ def call(
     if template == "/v1/audit/fairness":
         params = {"model": "recidivism", "attribute": "race"}
         return client.get(path, params=params, headers=headers)
+    if method == "POST" and template == "/v1/batches":
+        item = {"decision_id": unique_id(), "instance": instances("recidivism", 1)[0]}
+        return client.post(path, json={"model": "recidivism", "items": [item]}, headers=headers)
     return client.request(method, path, headers=headers)
 
 

@@ -1,0 +1,93 @@
+"""Batches: submit many decisions of one model, follow their progress, read the records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import ContextDep, ExplainerDep
+from app.api.responses import FastJSON
+from app.api.schemas import Problem
+from app.api.schemas_batches import BatchAccepted, BatchRequest, BatchResults, BatchStatus
+from app.errors import Unavailable
+from app.services import batches as service
+from app.services.query import decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/v1", tags=["batches"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 403, 404, 413, 422)
+}
+BatchId = Annotated[str, Path(min_length=1, max_length=64)]
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+
+@router.post("/batches", status_code=202, response_model=BatchAccepted, responses=ERRORS)
+async def create_batch(
+    body: BatchRequest, request: Request, ctx: ContextDep, principal: ExplainerDep
+) -> FastJSON:
+    """Store the batch and queue it; 202 with its id (poll ``GET /v1/batches/{id}``)."""
+    raw = json.loads(await request.body())
+    batch = await asyncio.to_thread(service.create_batch, ctx, principal, raw)
+    dispatcher = request.app.state.batch_dispatcher
+    try:
+        await asyncio.to_thread(dispatcher.submit, batch.id, batch.chunks)
+    except Exception as exc:
+        problem = Unavailable("the batch queue is unavailable; submit the batch again")
+        await asyncio.to_thread(
+            service.store(ctx).mark_failed, batch.id, json.dumps(service.problem_of(problem))
+        )
+        raise problem from exc
+    return FastJSON(
+        {"id": batch.id, "status": "queued", "items": batch.items},
+        status_code=202,
+        headers={"Location": f"/v1/batches/{batch.id}"},
+    )
+
+
+@router.get("/batches/{batch_id}", response_model=BatchStatus, responses=ERRORS)
+async def get_batch(batch_id: BatchId, ctx: ContextDep, _: ExplainerDep) -> FastJSON:
+    """Status, counts of items succeeded, failed and pending, and each failure's problem."""
+    return FastJSON(await asyncio.to_thread(service.batch_view, ctx, batch_id))
+
+
+@router.get("/batches/{batch_id}/results", response_model=BatchResults, responses=ERRORS)
+async def list_batch_results(
+    batch_id: BatchId,
+    ctx: ContextDep,
+    principal: ExplainerDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> FastJSON:
+    """The batch's records in item order, cursor-paginated."""
+    scope = {"endpoint": "batch-results", "batch_id": batch_id}
+    after = decode_cursor(ctx, cursor, scope) if cursor else -1
+    views, last = await service.batch_results(ctx, principal, batch_id, after, limit)
+    return FastJSON(
+        {
+            "items": views,
+            "next_cursor": encode_cursor(ctx, last, scope) if last is not None else None,
+        }
+    )
+
+
+@router.get(
+    "/batches/{batch_id}/results/export",
+    responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+)
+async def export_batch_results(
+    batch_id: BatchId,
+    ctx: ContextDep,
+    principal: ExplainerDep,
+    format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
+) -> StreamingResponse:
+    """The batch's records streamed as JSONL or CSV (the explanation export's columns)."""
+    body = await service.export_results(ctx, principal, batch_id, format)
+    return StreamingResponse(
+        body,
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.{format}"'},
+    )
