@@ -13,9 +13,9 @@ from app.api import openapi, problems
 from app.api.middleware import AccessLog, BodyLimit
 from app.api.routes import (
     audit,
-    audits,
     batches,
     explanations,
+    fairness,
     health,
     metrics,
     model_upload,
@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(explanations.router)
     app.include_router(records.router)
     app.include_router(audit.router)
-    app.include_router(audits.router)
+    app.include_router(fairness.router)
     app.include_router(reviews.router)
     app.include_router(reports.router)
     app.include_router(subjects.router)

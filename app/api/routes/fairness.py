@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app.api.deps import ContextDep, require
 from app.api.responses import FastJSON
 from app.api.schemas import ID_PATTERN, Problem
-from app.api.schemas_audits import (
+from app.api.schemas_fairness import (
     ActualOutcome,
     ActualOutcomeRequest,
     FairnessReport,
