@@ -101,12 +101,11 @@ def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> l
     """Errors naming each numeric feature whose value the model cannot take: non-finite after
     the model's own preprocessing, or beyond what its estimator reads (float32 for trees)."""
     limit = value_limit(model)
+    try:
+        encoded = _encode(model, row)
+    except Exception:
+        return _unencodable(model, row, field)
     numeric = [i for i, f in enumerate(model.features) if not f.categorical]
-    if not numeric:
-        return []
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        encoded = model.encode([row])
     errors: list[FieldError] = []
     for i in numeric:
         columns = model.groups[i] if model.decomposed else np.array([i])
@@ -121,3 +120,28 @@ def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> l
                 )
             )
     return errors
+
+
+def _encode(model: TabularModel, row: dict[str, Any]) -> np.ndarray:
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return model.encode([row])
+
+
+def _unencodable(model: TabularModel, row: dict[str, Any], field: str) -> list[FieldError]:
+    """The model's own preprocessing refuses the row (say, a category the manifest lists but
+    the encoder never saw): name each value that it refuses on its own."""
+    reference = {str(k): v for k, v in model.background_frame.iloc[0].to_dict().items()}
+    errors = []
+    for feature in model.features:
+        try:
+            _encode(model, reference | {feature.name: row[feature.name]})
+        except Exception:
+            errors.append(
+                FieldError(
+                    f"{field}.{feature.name}",
+                    "the model's own preprocessing cannot take this value (it was not seen "
+                    "in training)",
+                )
+            )
+    return errors or [FieldError(field, "the model's own preprocessing cannot take this row")]

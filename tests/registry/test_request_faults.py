@@ -67,8 +67,9 @@ def test_a_model_failing_on_one_instance_answers_problem_json(tmp_path: Path) ->
         assert failed.status_code == 422, failed.text
         assert failed.headers["content-type"].startswith("application/problem+json")
         problem = failed.json()
-        assert problem["type"] == "/problems/explanation-failed"
-        assert "colours" in problem["detail"]
+        # Refused before any batching, naming the value the model's encoder cannot take.
+        assert problem["type"] == "/problems/invalid-input"
+        assert [e["field"] for e in problem["errors"]] == ["instance.colour"]
         body = {"model": "colours", "decision_id": "c-2", "instance": {"size": 0.3}}
         body["instance"]["colour"] = "red"
         served = client.post("/v1/explanations", json=body, headers=auth("backend"))
