@@ -42,6 +42,11 @@ AUTO_ORDER: list[str] = [TreeShap.name, LinearShap.name, ExactShapley.name, Perm
 """Under ``auto``: most model-specific first, the fastest that passes its bar wins. LIME is
 not among them: its surrogate does not add up to the model's output."""
 
+EXACT_BEFORE_APPROXIMATE_TREE = 8
+"""Up to this many raw features, ``auto`` prefers enumerated exact values to TreeSHAP's
+approximate ones (boosted trees in probability): 2^8 coalitions × the background cost a few
+milliseconds of model evaluations (README, explanation methods)."""
+
 FAMILIES: dict[str, list[str]] = {"shap": AUTO_ORDER, "lime": [LimeTabular.name]}
 """Requestable family names: the first of their methods that applies and passes its bar."""
 
@@ -112,6 +117,15 @@ class ExplainerSet:
         else:
             raise ExplainerUnavailable(f"unknown method {method!r}")
         usable = [n for n in names if self.supports(n, target)]
+        if (
+            method == "auto"
+            and TreeShap.name in usable
+            and ExactShapley.name in usable
+            and not TreeShap.exact_for(self.model, target)
+            and len(self.model.groups) <= EXACT_BEFORE_APPROXIMATE_TREE
+        ):
+            usable.remove(ExactShapley.name)
+            usable.insert(usable.index(TreeShap.name), ExactShapley.name)
         if not usable:
             raise ExplainerUnavailable(
                 f"no method among {names} can explain this model's {target.output}"
@@ -251,7 +265,7 @@ def explain_rows(
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries the explanation methods rest on, for the record."""
-    names = ["shap", "lime", "scikit-learn", "numpy", "scipy"]
+    names = ["shap", "lime", "scikit-learn", "numpy", "scipy", "numba"]
     versions = {}
     for name in names:
         try:
