@@ -331,7 +331,12 @@ class TreeShap:
     @classmethod
     def build(cls, model: TabularModel, thresholds: Thresholds | None = None) -> TreeShap:
         """Read the trees and prove they reproduce the model's output on the background."""
-        return cls(model)
+        try:
+            return cls(model)
+        except ExplainerUnavailable:
+            raise
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise ExplainerUnavailable(f"shap.tree: cannot read the model's trees ({exc})") from exc
 
     def __init__(self, model: TabularModel) -> None:
         self.model = model
