@@ -552,3 +552,11 @@ def test_auto_serves_forests_and_boosted_models_with_tree_shap(
             assert abs(e.base_value + float(np.sum(e.contributions)) - value) <= 1e-9 * max(
                 1.0, abs(value)
             )
+
+
+def test_a_value_beyond_float32_is_refused_not_crashed() -> None:
+    fitted = german(RandomForestClassifier(n_estimators=5, random_state=0), SMALL)
+    encoded = fitted.encoded()[:1].copy()
+    encoded[0, -1] = 1e39  # a numeric passthrough column; scikit-learn reads float32
+    with pytest.raises(ExplainerUnavailable, match="float32"):
+        tree(fitted).explain(encoded, Target("probability", 1, 0))
