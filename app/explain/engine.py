@@ -42,6 +42,12 @@ AUTO_ORDER: list[str] = [TreeShap.name, LinearShap.name, ExactShapley.name, Perm
 """Under ``auto``: most model-specific first, the fastest that passes its bar wins. LIME is
 not among them: its surrogate does not add up to the model's output."""
 
+EXACT_BEFORE_APPROXIMATE_TREE = 8
+"""Up to this many raw features, ``auto`` prefers enumerated exact values to TreeSHAP's
+approximate ones (boosted trees in probability). Measured on a 100-tree GBC with a 100-row
+background on a busy 2-core machine: 28 ms per row at 6 features, 90 ms at 8, 4 s at 12,
+against about 2 ms for the rescaled values, whose error is about 7-11 % (README)."""
+
 FAMILIES: dict[str, list[str]] = {"shap": AUTO_ORDER, "lime": [LimeTabular.name]}
 """Requestable family names: the first of their methods that applies and passes its bar."""
 
@@ -117,6 +123,15 @@ class ExplainerSet:
         else:
             raise ExplainerUnavailable(f"unknown method {method!r}")
         usable = [n for n in names if self.supports(n, target)]
+        if (
+            method == "auto"
+            and TreeShap.name in usable
+            and ExactShapley.name in usable
+            and not TreeShap.exact_for(self.model, target)
+            and len(self.model.groups) <= EXACT_BEFORE_APPROXIMATE_TREE
+        ):
+            usable.remove(ExactShapley.name)
+            usable.insert(usable.index(TreeShap.name), ExactShapley.name)
         if not usable:
             raise ExplainerUnavailable(
                 f"no method among {names} can explain this model's {target.output}"
@@ -267,7 +282,7 @@ def explain_rows(
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries the explanation methods rest on, for the record."""
-    names = ["shap", "lime", "scikit-learn", "numpy", "scipy"]
+    names = ["shap", "lime", "scikit-learn", "numpy", "scipy", "numba"]
     versions = {}
     for name in names:
         try:

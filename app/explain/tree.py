@@ -1,12 +1,28 @@
-"""Interventional TreeSHAP (shap.TreeExplainer) for tree ensembles, per raw feature."""
+"""Exact interventional TreeSHAP over scikit-learn's tree arrays, raw features as players.
+
+The trees are read into flat arrays once per model version (``Ensemble``); the kernel in
+``app.explain.treeshap`` walks them. Before an ensemble is used it must reproduce the
+model's own output on the whole background (``predict_proba`` for forests and single
+trees, ``decision_function`` for boosted classifiers, ``predict`` for regressors) within
+``RECONSTRUCTION_TOLERANCE``; a model it cannot reproduce (a boosted model with a custom
+``init``, a non-identity link, categorical bitset splits) is refused, never approximated.
+
+Output spaces: forests and single trees are exact in probability (their probability is
+the mean of their trees' leaf class fractions) and regressors in prediction. Boosted
+models are exact in their raw margin: log-odds for binary classifiers. Their probability
+is ``approximate``: per background row z the exact margin values are rescaled so they add
+up to p(x) − p(z) (binary: by (σ(F(x)) − σ(F(z))) / (F(x) − F(z)); multiclass: the same
+secant per margin along a path that moves one class margin at a time, averaged over the
+forward and reverse class order), then averaged; additivity stays exact.
+"""
 
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import shap
+from scipy.special import expit, softmax
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -19,8 +35,9 @@ from sklearn.ensemble import (
 )
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from app.explain.base import fold
+from app.explain.base import column_owner
 from app.explain.model import TabularModel
+from app.explain.treeshap import directions, leaf_weights, predict_rows, shap_row
 from app.explain.types import (
     Exactness,
     ExplainerUnavailable,
@@ -41,11 +58,256 @@ TREE_MODELS: tuple[type, ...] = (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
-BOOSTED: tuple[type, ...] = (GradientBoostingClassifier, HistGradientBoostingClassifier)
+BOOSTED: tuple[type, ...] = (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
+BOOSTED_CLASSIFIERS: tuple[type, ...] = (
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+)
+RECONSTRUCTION_TOLERANCE = 1e-9
+"""Largest |ours − model's own output| on the background before the ensemble is used."""
+DERIVATIVE_BELOW = 1e-6
+"""Below this margin difference the rescaling uses the derivative at the midpoint."""
+IMPLEMENTATION = "rationale interventional TreeSHAP (numba), raw features as players"
+RESCALED = "probability Shapley values, rescaled per background row from exact log-odds values"
+RESCALED_MULTICLASS = (
+    "probability Shapley values, rescaled per background row from exact per-class "
+    "margin values (softmax)"
+)
+
+
+def is_boosted_classifier(model: TabularModel) -> bool:
+    """Whether the model's probability is a link of a boosted margin."""
+    return isinstance(model.estimator, BOOSTED_CLASSIFIERS)
+
+
+@dataclass
+class Ensemble:
+    """Trees as flat node arrays; per model output k, its trees, leaf values and constant.
+
+    Outputs: class probabilities (forest classifiers), the prediction (regressors) or
+    the class margins (boosted classifiers: one margin when binary).
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    tree_root: np.ndarray
+    """Each tree's root node (trees are numbered in the order they were read)."""
+    tree_end: np.ndarray
+    """One past each tree's last node."""
+    trees_of: list[np.ndarray]
+    """Per output k, the trees that add up to it."""
+    values: list[np.ndarray]
+    constants: list[float]
+    max_depth: int
+    float32: bool
+    trees: int
+
+    def prepare(self, rows: np.ndarray) -> np.ndarray:
+        """Rows as the model compares them (scikit-learn trees read float32)."""
+        data = np.asarray(rows, dtype=np.float64)
+        if not self.float32:
+            return np.ascontiguousarray(data)
+        with np.errstate(over="ignore"):
+            rounded = data.astype(np.float32)
+        if (np.isinf(rounded) & np.isfinite(data)).any():
+            raise ExplainerUnavailable("shap.tree: a value is outside the float32 range")
+        return np.ascontiguousarray(rounded.astype(np.float64))
+
+    def predict(self, prepared: np.ndarray, k: int) -> np.ndarray:
+        """Output k on prepared rows: the constant plus each row's leaves, tree by tree."""
+        sums = predict_rows(
+            prepared,
+            self.tree_root[self.trees_of[k]],
+            self.feature,
+            self.threshold,
+            self.left,
+            self.right,
+            self.missing_left,
+            self.values[k],
+        )
+        return np.asarray(sums + self.constants[k], dtype=np.float64)
+
+
+class _Builder:
+    """Concatenates trees into one node array."""
+
+    def __init__(self) -> None:
+        self.feature: list[np.ndarray] = []
+        self.threshold: list[np.ndarray] = []
+        self.left: list[np.ndarray] = []
+        self.right: list[np.ndarray] = []
+        self.missing: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
+        self.size = 0
+        self.depth = 0
+        self.roots: list[int] = []
+        self.ends: list[int] = []
+
+    def add(
+        self,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        missing: np.ndarray,
+        values: np.ndarray,
+        depth: int,
+    ) -> int:
+        """Append one tree (leaves have feature < 0; values: nodes × outputs); its number."""
+        leaf = feature < 0
+        offset = self.size
+        self.feature.append(np.where(leaf, -1, feature).astype(np.int64))
+        self.threshold.append(threshold.astype(np.float64))
+        self.left.append(np.where(leaf, -1, left.astype(np.int64) + offset))
+        self.right.append(np.where(leaf, -1, right.astype(np.int64) + offset))
+        self.missing.append(missing.astype(np.bool_))
+        self.values.append(values.astype(np.float64))
+        self.size += len(feature)
+        self.depth = max(self.depth, depth)
+        self.roots.append(offset)
+        self.ends.append(self.size)
+        return len(self.roots) - 1
+
+    def ensemble(
+        self, roots: list[list[int]], constants: list[float], float32: bool, trees: int
+    ) -> Ensemble:
+        values = np.concatenate(self.values, axis=0)
+        return Ensemble(
+            feature=np.concatenate(self.feature),
+            threshold=np.concatenate(self.threshold),
+            left=np.concatenate(self.left),
+            right=np.concatenate(self.right),
+            missing_left=np.concatenate(self.missing),
+            tree_root=np.asarray(self.roots, dtype=np.int64),
+            tree_end=np.asarray(self.ends, dtype=np.int64),
+            trees_of=[np.asarray(r, dtype=np.int64) for r in roots],
+            values=[np.ascontiguousarray(values[:, k]) for k in range(values.shape[1])],
+            constants=constants,
+            max_depth=self.depth,
+            float32=float32,
+            trees=trees,
+        )
+
+
+def _sklearn_tree(builder: _Builder, tree: Any, values: np.ndarray) -> int:
+    """Append a fitted ``tree_`` (scikit-learn's Tree) with the given leaf values."""
+    missing = getattr(tree, "missing_go_to_left", None)
+    if missing is None:
+        missing = np.zeros(tree.node_count, dtype=np.bool_)
+    return builder.add(
+        np.asarray(tree.feature),
+        np.asarray(tree.threshold),
+        np.asarray(tree.children_left),
+        np.asarray(tree.children_right),
+        np.asarray(missing),
+        values,
+        int(tree.max_depth),
+    )
+
+
+def _single_output(tree: Any) -> None:
+    if tree.n_outputs != 1:
+        raise ExplainerUnavailable("shap.tree: multi-output trees are not supported")
+
+
+def _extract(estimator: Any, classes: int) -> tuple[Ensemble, str]:
+    """The ensemble and the name of the model's function whose output it reproduces."""
+    builder = _Builder()
+    if isinstance(estimator, (DecisionTreeClassifier, DecisionTreeRegressor)):
+        members = [estimator]
+    elif isinstance(estimator, BOOSTED):
+        members = []
+    else:
+        members = list(estimator.estimators_)
+    if members:
+        count = len(members)
+        classifier = classes > 0
+        roots: list[int] = []
+        for member in members:
+            tree = member.tree_
+            _single_output(tree)
+            raw = np.asarray(tree.value[:, 0, :], dtype=np.float64)
+            if classifier:
+                if raw.shape[1] != classes:
+                    raise ExplainerUnavailable("shap.tree: a tree does not know every class")
+                total = raw.sum(axis=1, keepdims=True)
+                total[total == 0.0] = 1.0
+                leaf = raw / total / count
+            else:
+                leaf = raw[:, :1] / count
+            roots.append(_sklearn_tree(builder, tree, leaf))
+        outputs = classes if classifier else 1
+        ensemble = builder.ensemble([roots] * outputs, [0.0] * outputs, True, count)
+        return ensemble, "predict_proba" if classifier else "predict"
+    margins = max(1, classes if classes > 2 else 1)
+    per_output: list[list[int]] = [[] for _ in range(margins)]
+    if isinstance(estimator, (GradientBoostingClassifier, GradientBoostingRegressor)):
+        if estimator.init not in (None, "zero"):
+            raise ExplainerUnavailable(
+                "shap.tree: a gradient boosting model with a custom init estimator is not "
+                "a sum of trees"
+            )
+        stages = np.asarray(estimator.estimators_)
+        if stages.shape[1] != margins:
+            raise ExplainerUnavailable("shap.tree: unexpected gradient boosting layout")
+        rate = float(estimator.learning_rate)
+        for stage in stages:
+            for k, member in enumerate(stage):
+                tree = member.tree_
+                _single_output(tree)
+                leaf = np.zeros((tree.node_count, margins))
+                leaf[:, k] = np.asarray(tree.value[:, 0, 0], dtype=np.float64) * rate
+                per_output[k].append(_sklearn_tree(builder, tree, leaf))
+        float32 = True
+        trees = stages.size
+    else:
+        predictors = estimator._predictors
+        if any(len(stage) != margins for stage in predictors):
+            raise ExplainerUnavailable("shap.tree: unexpected histogram boosting layout")
+        for stage in predictors:
+            for k, predictor in enumerate(stage):
+                nodes = predictor.nodes
+                if nodes["is_categorical"].any():
+                    raise ExplainerUnavailable(
+                        "shap.tree: categorical splits of HistGradientBoosting are not supported"
+                    )
+                leaf_mask = nodes["is_leaf"].astype(bool)
+                leaf = np.zeros((len(nodes), margins))
+                leaf[:, k] = np.where(leaf_mask, nodes["value"], 0.0)
+                per_output[k].append(
+                    builder.add(
+                        np.where(leaf_mask, -1, nodes["feature_idx"]),
+                        nodes["num_threshold"],
+                        nodes["left"],
+                        nodes["right"],
+                        nodes["missing_go_to_left"],
+                        leaf,
+                        int(nodes["depth"].max()),
+                    )
+                )
+        float32 = False
+        trees = sum(len(stage) for stage in predictors)
+    function = "decision_function" if classes > 0 else "predict"
+    ensemble = builder.ensemble(per_output, [0.0] * margins, float32, trees)
+    return ensemble, function
+
+
+def _own_output(estimator: Any, function: str, background: np.ndarray) -> np.ndarray:
+    """The model's own outputs on the background as (rows × outputs)."""
+    out = np.asarray(getattr(estimator, function)(background), dtype=np.float64)
+    return out.reshape(len(background), -1)
 
 
 class TreeShap:
-    """shap's interventional TreeSHAP against the model's background, folded to features."""
+    """Exact interventional TreeSHAP against the model's whole background."""
 
     name: ClassVar[str] = "shap.tree"
     exact: ClassVar[bool] = True
@@ -54,92 +316,220 @@ class TreeShap:
 
     @classmethod
     def supports(cls, model: TabularModel, target: Target) -> bool:
-        """scikit-learn tree ensembles; log-odds only for binary boosted trees."""
+        """scikit-learn trees and tree ensembles; log-odds only for binary boosted trees."""
         if not model.decomposed or not isinstance(model.estimator, TREE_MODELS):
             return False
         if target.output == "log_odds":
-            n_classes = len(model.classes or [])
-            return isinstance(model.estimator, BOOSTED) and n_classes == 2
+            return is_boosted_classifier(model) and len(model.classes or []) == 2
         return True
 
     @classmethod
+    def exact_for(cls, model: TabularModel, target: Target) -> bool:
+        """Whether the values are exact Shapley values in the target's space."""
+        return not (is_boosted_classifier(model) and target.output == "probability")
+
+    @classmethod
     def build(cls, model: TabularModel, thresholds: Thresholds | None = None) -> TreeShap:
-        """shap's explainers are made lazily, once per output space."""
-        return cls(model)
+        """Read the trees and prove they reproduce the model's output on the background."""
+        try:
+            return cls(model)
+        except ExplainerUnavailable:
+            raise
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise ExplainerUnavailable(f"shap.tree: cannot read the model's trees ({exc})") from exc
 
     def __init__(self, model: TabularModel) -> None:
         self.model = model
-        self._explainers: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        estimator = model.estimator
+        self.classes = len(model.classes or []) if model.task == "classification" else 0
+        self.boosted = isinstance(estimator, BOOSTED)
+        self.ensemble, function = _extract(estimator, self.classes)
+        self.owner = column_owner(model.groups, model.background.shape[1]).astype(np.int64)
+        if self.ensemble.feature.max(initial=-1) >= len(self.owner):
+            raise ExplainerUnavailable("shap.tree: the trees read more columns than the encoding")
+        self.background = self.ensemble.prepare(model.background)
+        ours = np.column_stack(
+            [self.ensemble.predict(self.background, k) for k in range(len(self.ensemble.values))]
+        )
+        theirs = _own_output(estimator, function, model.background)
+        if self.boosted:
+            # The model's constant (its init prediction) is whatever the trees leave over;
+            # it must be the same for every row, or the model is not a constant plus trees.
+            constants = theirs[0] - ours[0]
+            self.ensemble.constants = [float(c) for c in constants]
+            ours = ours + constants
+        if ours.shape != theirs.shape or not np.all(
+            np.abs(ours - theirs) <= RECONSTRUCTION_TOLERANCE
+        ):
+            raise ExplainerUnavailable(
+                f"shap.tree: the trees do not reproduce the model's {function} on the "
+                "background (custom init, non-identity link or unsupported layout)"
+            )
+        self.margins = ours
+        """Our outputs on the background (rows × outputs): probabilities or margins."""
+        self.own = theirs
+        """The model's own outputs on the background, for the base value."""
+        self.own_probability = (
+            np.asarray(estimator.predict_proba(model.background), dtype=np.float64)
+            if self.classes
+            else None
+        )
+        self.w_x, self.w_z = leaf_weights(len(model.groups))
+        self.z_left, self.group_of, self.group_start, self.group_row = _groups(
+            self.ensemble, self.background
+        )
+        self.uniform = np.full(len(self.background), 1.0 / len(self.background))
 
-    def _explainer(self, space: str) -> Any:
-        shap_output = "probability" if space == "probability" else "raw"
-        with self._lock:
-            if shap_output not in self._explainers:
-                try:
-                    self._explainers[shap_output] = shap.TreeExplainer(
-                        self.model.estimator,
-                        data=self.model.background,
-                        model_output=shap_output,
-                        feature_perturbation="interventional",
-                    )
-                except Exception as exc:  # shap refuses some model/output pairs
-                    self._explainers[shap_output] = f"shap.tree: {exc}"
-            built = self._explainers[shap_output]
-        if isinstance(built, str):
-            raise ExplainerUnavailable(built)
-        return built
+    # -- explaining -------------------------------------------------------------------
 
     def explain(self, encoded: np.ndarray, target: Target) -> list[Explanation]:
-        """All rows in one shap call (each row's values do not depend on the others)."""
-        explainer = self._explainer(target.output)
-        try:
-            with self._lock:
-                values = np.asarray(explainer.shap_values(encoded, check_additivity=False))
-        except Exception as exc:
-            raise ExplainerUnavailable(f"shap.tree: {exc}") from exc
-        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64))
-        values, base = self._select(values, expected, target)
-        folded = fold(values, self.model.groups)
+        """Each row on its own (the same bits whatever else is in the batch)."""
+        rows = self.ensemble.prepare(encoded)
         outputs = self.model.output(encoded, target)
-        exactness, approximates = self._exactness(target)
+        exact = self.exact_for(self.model, target)
+        parameters = {
+            "implementation": IMPLEMENTATION,
+            "feature_perturbation": "interventional",
+            "players": "raw features",
+            "background_rows": len(self.background),
+            "trees": self.ensemble.trees,
+        }
+        if not exact:
+            parameters["probability"] = "rescaled per background row from exact margin values"
+        base, phis = self._values(rows, target)
+        exactness: Exactness = "exact" if exact else "approximate"
+        approximates = None
+        if not exact:
+            approximates = RESCALED if len(self.ensemble.values) == 1 else RESCALED_MULTICLASS
         return [
             Explanation(
                 method=self.name,
                 base_value=base,
-                contributions=folded[i],
+                contributions=phis[i],
                 model_output=float(outputs[i]),
                 exactness=exactness,
                 approximates=approximates,
-                parameters={
-                    "feature_perturbation": "interventional",
-                    "model_output": "probability" if target.output == "probability" else "raw",
-                    "background_rows": len(self.model.background),
-                },
+                parameters=dict(parameters),
             )
-            for i in range(len(encoded))
+            for i in range(len(rows))
         ]
 
-    def _exactness(self, target: Target) -> tuple[Exactness, str | None]:
-        """shap's per-column values summed per feature are the raw feature's Shapley value
-        only when every feature owns one column; boosted trees add up in log-odds only."""
-        if any(len(group) > 1 for group in self.model.groups):
-            return "approximate", "raw-feature Shapley values, by summing per-column values"
-        if target.output == "probability" and isinstance(self.model.estimator, BOOSTED):
-            return "approximate", "probability values rescaled from exact log-odds values"
-        return "exact", None
+    def _values(self, rows: np.ndarray, target: Target) -> tuple[float, np.ndarray]:
+        """The base value and each row's contributions (rows × features)."""
+        phis = np.zeros((len(rows), len(self.model.groups)), dtype=np.float64)
+        if not self.classes:
+            for i in range(len(rows)):
+                self._accumulate(rows[i], 0, self.uniform, phis[i])
+            return float(np.mean(self.own[:, 0])), phis
+        c = target.class_index
+        assert c is not None
+        if not self.boosted:
+            for i in range(len(rows)):
+                self._accumulate(rows[i], c, self.uniform, phis[i])
+            assert self.own_probability is not None
+            return float(np.mean(self.own_probability[:, c])), phis
+        if target.output == "log_odds":
+            sign = 1.0 if c == 1 else -1.0
+            for i in range(len(rows)):
+                self._accumulate(rows[i], 0, self.uniform, phis[i])
+            return float(sign * np.mean(self.own[:, 0])), sign * phis
+        margins = np.column_stack(
+            [self.ensemble.predict(rows, k) for k in range(len(self.ensemble.values))]
+        )
+        for i in range(len(rows)):
+            rates = _secants(margins[i], self.margins, c)
+            for k in range(rates.shape[1]):
+                self._accumulate(rows[i], k, rates[:, k] / len(self.background), phis[i])
+        assert self.own_probability is not None
+        return float(np.mean(self.own_probability[:, c])), phis
 
-    def _select(
-        self, values: np.ndarray, expected: np.ndarray, target: Target
-    ) -> tuple[np.ndarray, float]:
-        if values.ndim == 2:
-            if target.class_index is None or len(self.model.classes or []) == 0:
-                return values, float(expected[0])
-            # One output: shap explains the positive (second) class of a binary classifier.
-            if target.class_index == 1:
-                return values, float(expected[0])
-            if target.output == "probability":
-                return -values, float(1.0 - expected[0])
-            return -values, float(-expected[0])
-        assert target.class_index is not None
-        return values[:, :, target.class_index], float(expected[target.class_index])
+    def _accumulate(self, row: np.ndarray, k: int, weights: np.ndarray, out: np.ndarray) -> None:
+        ensemble = self.ensemble
+        shap_row(
+            row,
+            self.z_left,
+            np.ascontiguousarray(weights),
+            ensemble.trees_of[k],
+            ensemble.tree_root,
+            self.group_of,
+            self.group_start,
+            self.group_row,
+            ensemble.feature,
+            ensemble.threshold,
+            ensemble.left,
+            ensemble.right,
+            ensemble.missing_left,
+            ensemble.values[k],
+            self.owner,
+            self.w_x,
+            self.w_z,
+            ensemble.max_depth,
+            out,
+        )
+
+
+def _groups(
+    ensemble: Ensemble, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Background rows' directions at every node, and per tree the groups of rows that go
+    the same way at all of its nodes (``shap_row`` walks each group once)."""
+    z_left = directions(background, ensemble.feature, ensemble.threshold, ensemble.missing_left)
+    count = len(ensemble.tree_root)
+    group_of = np.empty((count, len(background)), dtype=np.int64)
+    starts = [0]
+    rows: list[np.ndarray] = []
+    for t in range(count):
+        part = z_left[:, ensemble.tree_root[t] : ensemble.tree_end[t]]
+        _, first, inverse = np.unique(part, axis=0, return_index=True, return_inverse=True)
+        group_of[t] = inverse.reshape(-1)
+        rows.append(first.astype(np.int64))
+        starts.append(starts[-1] + len(first))
+    return (
+        np.ascontiguousarray(z_left),
+        group_of,
+        np.asarray(starts, dtype=np.int64),
+        np.concatenate(rows),
+    )
+
+
+def probability(margins: np.ndarray, c: int) -> np.ndarray:
+    """Class c's probability from margins (rows × margins), as scikit-learn computes it."""
+    if margins.shape[1] == 1:
+        p1 = expit(margins[:, 0])
+        return np.asarray(p1 if c == 1 else 1.0 - p1, dtype=np.float64)
+    return np.asarray(softmax(margins, axis=1)[:, c], dtype=np.float64)
+
+
+def _secants(x: np.ndarray, background: np.ndarray, c: int) -> np.ndarray:
+    """Per background row and margin k, the rate r_k with Σ_k r_k·ΔF_k = p_c(x) − p_c(z).
+
+    Margins move from z's to x's one at a time; each step's change of p_c over its ΔF_k
+    (the derivative at the step's midpoint when ΔF_k is tiny). Multiclass: the mean of the
+    forward and the reverse order, both of which telescope to p_c(x) − p_c(z).
+    """
+    count = background.shape[1]
+    orders = [list(range(count))] if count == 1 else [list(range(count)), list(range(count))[::-1]]
+    rates = np.zeros_like(background)
+    for order in orders:
+        current = background.copy()
+        for k in order:
+            before = probability(current, c)
+            delta = x[k] - background[:, k]
+            middle = current.copy()
+            middle[:, k] = background[:, k] + delta / 2
+            current[:, k] = x[k]
+            after = probability(current, c)
+            small = np.abs(delta) < DERIVATIVE_BELOW
+            with np.errstate(divide="ignore", invalid="ignore"):
+                secant = (after - before) / delta
+            rates[:, k] += np.where(small, _derivative(middle, k, c), secant)
+    return rates / len(orders)
+
+
+def _derivative(margins: np.ndarray, k: int, c: int) -> np.ndarray:
+    """∂p_c/∂F_k at the given margins."""
+    if margins.shape[1] == 1:
+        p = expit(margins[:, 0])
+        return np.asarray((1.0 if c == 1 else -1.0) * p * (1.0 - p), dtype=np.float64)
+    p = softmax(margins, axis=1)
+    return np.asarray(p[:, c] * ((1.0 if k == c else 0.0) - p[:, k]), dtype=np.float64)

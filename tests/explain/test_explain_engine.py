@@ -125,5 +125,5 @@ def test_a_bare_estimator_is_explained_as_a_black_box_over_raw_features() -> Non
 
 def test_library_versions_are_reported() -> None:
     versions = library_versions()
-    assert set(versions) == {"shap", "lime", "scikit-learn", "numpy", "scipy"}
+    assert set(versions) == {"shap", "lime", "scikit-learn", "numpy", "scipy", "numba"}
     assert all(v != "absent" for v in versions.values())

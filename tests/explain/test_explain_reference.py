@@ -8,7 +8,7 @@ import pytest
 import shap
 from scipy.special import logit
 
-from app.explain import ExplainerUnavailable, FidelityFailure, explain_rows
+from app.explain import FidelityFailure, explain_rows
 from app.explain.base import fold
 from app.explain.permutation import PermutationShap
 from tests.explain.conftest import Case
@@ -30,48 +30,6 @@ def assert_adds_up(
         total = explanation.base_value + float(np.sum(explanation.contributions))
         assert abs(total - value) <= bound * max(1.0, abs(value))
         assert len(explanation.contributions) == len(case.model.features)
-
-
-@pytest.mark.parametrize(
-    ("fixture", "output", "class_index"),
-    [
-        ("wine_forest", "probability", 2),
-        ("wine_forest", "probability", 0),
-        ("german_forest", "probability", 1),
-        ("diabetes_gbr", "prediction", None),
-    ],
-)
-def test_tree_shap_agrees_with_shap_tree_explainer(
-    request: pytest.FixtureRequest, fixture: str, output: str, class_index: int | None
-) -> None:
-    case: Case = request.getfixturevalue(fixture)
-    target = case.model.target(
-        output, case.model.classes[class_index] if class_index is not None else None, 0
-    )
-    ours = case.explainers().get("shap.tree").explain(case.encoded(), target)
-    reference = shap.TreeExplainer(
-        case.pipeline[-1],
-        data=case.transformed(case.background),
-        model_output="probability" if output == "probability" else "raw",
-        feature_perturbation="interventional",
-    )
-    values = np.asarray(reference.shap_values(case.transformed(case.rows), check_additivity=False))
-    expected = np.atleast_1d(reference.expected_value)
-    if values.ndim == 3:
-        values, base = values[:, :, class_index], expected[class_index]
-    else:
-        base = expected[0]
-    folded = fold(values, case.model.groups)
-    for i, explanation in enumerate(ours):
-        np.testing.assert_allclose(explanation.contributions, folded[i], rtol=0, atol=1e-9)
-        assert explanation.base_value == pytest.approx(float(base), abs=1e-9)
-    chosen = explain_rows(case.explainers(), case.encoded(), target, "auto")
-    for mine, checked in zip(ours, chosen, strict=True):
-        if abs(mine.additivity_residual) <= 1e-6:
-            assert checked.method == "shap.tree"
-        else:
-            assert checked.method != "shap.tree"
-    assert_adds_up(case, chosen, output, class_index, 1e-6)
 
 
 @pytest.mark.parametrize(
@@ -144,31 +102,6 @@ def test_exact_shapley_agrees_with_shap_exact_explainer(
         assert explanation.base_value == pytest.approx(float(reference.base_values[i]), abs=1e-9)
         assert abs(explanation.additivity_residual) <= 1e-6
     assert_adds_up(case, ours, "probability", class_index, 1e-6)
-
-
-def test_forest_missing_additivity_in_shap_is_refused_and_auto_falls_back(
-    iris_forest: Case,
-) -> None:
-    case = iris_forest
-    target = case.model.target("probability", case.model.classes[2], 0)
-    with pytest.raises(FidelityFailure) as failure:
-        explain_rows(case.explainers(), case.encoded(), target, "shap.tree")
-    assert failure.value.figure == "additivity_residual"
-    assert abs(failure.value.value) > 1e-6
-    chosen = explain_rows(case.explainers(), case.encoded(), target, "auto")
-    assert "shap.exact" in {e.method for e in chosen}
-    assert_adds_up(case, chosen, "probability", 2, 1e-6)
-
-
-def test_multiclass_hist_gradient_boosting_probability_falls_back(wine_hgb: Case) -> None:
-    case = wine_hgb
-    for k in range(3):
-        target = case.model.target("probability", case.model.classes[k], 0)
-        with pytest.raises(ExplainerUnavailable):
-            explain_rows(case.explainers(), case.encoded(2), target, "shap.tree")
-        chosen = explain_rows(case.explainers(), case.encoded(2), target, "auto")
-        assert {e.method for e in chosen} == {"shap.exact"}
-        assert_adds_up(case, chosen, "probability", k, 1e-6)
 
 
 def test_permutation_estimate_is_within_its_error_of_the_exact_values(
