@@ -29,7 +29,7 @@ from app.errors import (
     RationaleError,
 )
 from app.registry import LoadedModel
-from app.security.crypto import new_data_key, seal
+from app.security.crypto import new_data_key, seal, subject_fingerprint
 from app.security.principals import Principal, Role
 from app.services.batching import Computed, compute_many
 from app.services.context import Context
@@ -158,7 +158,10 @@ class _Item:
     position: int
     command: ExplainCommand
     row: dict[str, Any] | None = None
+    body: bytes = b""
+    """The item's request as the single request's canonical body (RFC 8785)."""
     fingerprint: str = ""
+    """Keyed with the subject's data key once it is known (SPEC §11.7), as a single request's."""
     computed: Computed | None = None
     outcome: ItemOutcome | None = None
 
@@ -176,7 +179,7 @@ def _prepare(ctx: Context, model: LoadedModel, pending: PendingItem) -> _Item:
     item = _Item(pending.position, command)
     try:
         _, item.row = validate(ctx, command)
-        item.fingerprint = ctx.keys.request_fingerprint(canonical(command.body))
+        item.body = canonical(command.body)
     except RationaleError as exc:
         _fail(item, exc)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -247,6 +250,7 @@ def _append(ctx: Context, principal: Principal, model: LoadedModel, items: Seque
                     wrapped = ctx.keys.wrap_data_key(data_key, ref)
                     keys[digest] = (ref, data_key, NewSubject(digest, ref, wrapped))
             ref, data_key, new_subject = keys[digest]
+            item.fingerprint = subject_fingerprint(data_key, item.body)
             computed = item.computed
             assert computed is not None and item.row is not None
             draft, sealed_plain = build_draft(
