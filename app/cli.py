@@ -483,6 +483,7 @@ def _migrated(database_url: str | None) -> Repository:
     return repository
 
 
+@app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Worker processes (1: solo).")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",

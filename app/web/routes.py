@@ -26,7 +26,7 @@ from app.api.schemas import ID_PATTERN
 from app.errors import NotFound, RationaleError
 from app.reports.fonts import japanese_ttf
 from app.security.principals import Permission, Principal
-from app.services import audit, desk, reports, reviews
+from app.services import audit, desk, proofs, reports, reviews
 from app.services.context import Context
 from app.services.records import find_explanation, read_explanation
 from app.store.sessions import DeskSession
@@ -428,8 +428,22 @@ async def chain_status(request: Request, ctx: ContextDep) -> Response:
     report = await audit.verify(ctx, None, None)
     return _page(
         "audit.html.j2", lang=session.lang, principal=principal, session=session,
-        request=request, report=report, checkpoint_available=False,
+        request=request, report=report, checkpoint_available=True,
     )  # fmt: skip
+
+
+@router.get("/audit/checkpoint")
+async def download_checkpoint(request: Request, ctx: ContextDep) -> Response:
+    """A signed checkpoint of the log as it stands (C2SP signed note), as a file to keep."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if not principal.can(Permission.VERIFY):
+        return _refused(session.lang, principal, session, request)
+    note = await proofs.issue_checkpoint(ctx)
+    headers = {**HEADERS, "Content-Disposition": 'attachment; filename="checkpoint.txt"'}
+    return Response(note, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 @router.get("/decisions/{decision_id}/access-log", response_class=HTMLResponse)

@@ -216,6 +216,10 @@ def test_the_same_flow_with_the_keyboard_only(server: Server, browser: Any) -> N
     _shot(page, "08-access-log")
     page.goto(f"{server.url}/ui/audit")
     assert "Every record verifies." in page.inner_text("main")
+    with page.expect_download() as download:
+        page.click("text=Download the latest signed checkpoint")
+    note = Path(download.value.path()).read_text()
+    assert note.startswith("rationale.local/log\n") and "\n\n— " in note
     _axe(page, "audit")
     _shot(page, "09-audit")
     context.close()
