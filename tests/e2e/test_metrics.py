@@ -122,7 +122,8 @@ def test_metrics_are_open_and_summed_across_workers(server: Server) -> None:
 
     # Both workers wrote samples into the shared multiprocess folder.
     assert server.process is not None
-    children = psutil.Process(server.process.pid).children()  # workers (+ resource tracker)
+    # Workers are forked from the fork server, so they are the parent's grandchildren.
+    children = psutil.Process(server.process.pid).children(recursive=True)
     folder = Path(children[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
     writers = {p.name.rsplit("_", 1)[-1].removesuffix(".db") for p in folder.glob("counter_*.db")}
     assert len({str(c.pid) for c in children} & writers) == 2
