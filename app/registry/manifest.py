@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -76,11 +83,13 @@ class Manifest(_Strict):
 
     @field_validator("name", "version")
     @classmethod
-    def _safe_name(cls, value: str) -> str:
+    def _safe_name(cls, value: str, info: ValidationInfo) -> str:
         if not _NAME_RE.match(value):
             raise ValueError(
                 "must be 1-64 characters of A-Za-z0-9._- starting with a letter or digit"
             )
+        if value == "reload" and info.field_name == "name":
+            raise ValueError("'reload' is reserved (POST /v1/models/reload)")
         return value
 
     @field_validator("artifact", "background")

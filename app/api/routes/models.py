@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app.api.deps import ContextDep, ModelReaderDep
 from app.api.schemas_models import LatestModelCard, ModelCard, ModelList
 from app.services import models as service
 
+
+class _ModelName(StringConvertor):
+    """A model name in a path: never ``reload``, which names the rescan (``POST
+    /v1/models/reload``), so that path serves exactly the methods its document lists."""
+
+    regex = r"(?!reload$)[^/]+"
+
+
+register_url_convertor("model_name", _ModelName())
 router = APIRouter(prefix="/v1/models", tags=["models"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
 Name = Annotated[str, Path(min_length=1, max_length=64)]
@@ -32,7 +42,9 @@ async def list_models(ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     return {"items": items, "next_cursor": None, "refused": refused}
 
 
-@router.get("/{name}", name="get_model", response_model=LatestModelCard, responses=NOT_FOUND)
+@router.get(
+    "/{name:model_name}", name="get_model", response_model=LatestModelCard, responses=NOT_FOUND
+)
 async def get_model(name: Name, ctx: ContextDep, _: ModelReaderDep) -> dict[str, Any]:
     """The latest version's card, with the list of versions."""
     latest = service.get_model(ctx, name)
