@@ -106,6 +106,25 @@ async def _session(ctx: Context, request: Request) -> tuple[Principal, DeskSessi
     return await desk.current(ctx, request.cookies.get(SESSION_COOKIE))
 
 
+async def _gate(
+    ctx: Context,
+    request: Request,
+    permission: Permission | None = None,
+    csrf: str | None = None,
+) -> tuple[Principal, DeskSession] | Response:
+    """The signed-in principal and session, or the answer instead: the sign-in page without a
+    session, a refusal when the form token is wrong or the role may not do this."""
+    found = await _session(ctx, request)
+    if found is None:
+        return _to("/ui")
+    principal, session = found
+    if (csrf is not None and not _csrf_ok(session.csrf, csrf)) or (
+        permission is not None and not principal.can(permission)
+    ):
+        return _refused(session.lang, principal, session, request)
+    return principal, session
+
+
 def _csrf_ok(expected: str, given: str) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), given.encode())
 
@@ -198,12 +217,10 @@ async def switch_language(
     next: Annotated[str, Form(max_length=300)] = "/ui",
 ) -> Response:
     """Remember the language for this session and go back."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not _csrf_ok(session.csrf, csrf):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, csrf=csrf)
+    if isinstance(gate, Response):
+        return gate
+    _, session = gate
     await desk.set_lang(ctx, session, lang)
     safe = next.startswith("/ui") and "//" not in next and "\\" not in next
     return _to(next if safe else "/ui")
@@ -217,10 +234,10 @@ async def find_decision(
     request: Request, ctx: ContextDep, decision_id: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """The search form's target: on to the decision's page."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
+    gate = await _gate(ctx, request)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     if not re.fullmatch(ID_PATTERN, decision_id):
         return _page(
             "search.html.j2", lang=session.lang, status=422, principal=principal, session=session,
@@ -237,12 +254,10 @@ async def subject(
     subject_id: Annotated[str, Form(max_length=200)],
 ) -> Response:
     """A person's decisions by subject id (sent in the body, never in a URL)."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.FIND_SUBJECT):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.FIND_SUBJECT, csrf)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     items: list[dict[str, Any]] = []
     if re.fullmatch(ID_PATTERN, subject_id):
         try:
@@ -260,10 +275,10 @@ async def subject(
 @router.get("/decisions/{decision_id}", response_class=HTMLResponse)
 async def decision(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
     """A decision as the person's report, with the chart, the model card and human review."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
+    gate = await _gate(ctx, request)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     try:
         view = await read_explanation(
             ctx, principal, decision_id=decision_id, endpoint="GET /ui/decisions/{decision_id}"
@@ -307,10 +322,10 @@ async def chart(request: Request, ctx: ContextDep, decision_id: DecisionId) -> R
 @router.get("/decisions/{decision_id}/report.pdf")
 async def report_pdf(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
     """A PDF preview of the report (access-logged, not stored)."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
+    gate = await _gate(ctx, request)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     try:
         record_id = await _record_id(ctx, decision_id)
         rendered = await reports.preview(ctx, principal, record_id, "pdf", session.lang)
@@ -334,12 +349,10 @@ async def add_review(
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Save a human review; the reviewer is the signed-in key."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.REVIEW):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.REVIEW, csrf)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     if outcome not in ("upheld", "overturned", "needs_information"):
         return _refused(session.lang, principal, session, request)
     try:
@@ -359,12 +372,10 @@ async def request_review(
     note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Record that the person asked for a human review."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.REQUEST_REVIEW):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.REQUEST_REVIEW, csrf)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     try:
         await reviews.request_review(ctx, principal, await _record_id(ctx, decision_id), note)
     except RationaleError as exc:
@@ -381,12 +392,10 @@ async def issue_report(
     format: Annotated[str, Form(max_length=8)] = "pdf",
 ) -> Response:
     """Issue the report to the person: stored, then served from the stored bytes."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not _csrf_ok(session.csrf, csrf) or not principal.can(Permission.ISSUE_REPORT):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.ISSUE_REPORT, csrf)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     if format not in ("pdf", "html"):
         return _refused(session.lang, principal, session, request)
     try:
@@ -402,10 +411,10 @@ async def issued_report(
     request: Request, ctx: ContextDep, report_id: Annotated[str, Path(max_length=64)]
 ) -> Response:
     """An issued report's stored bytes, exactly as given to the person."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
+    gate = await _gate(ctx, request)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     try:
         rendered = await reports.read_report(ctx, principal, report_id)
     except RationaleError as exc:
@@ -419,12 +428,10 @@ async def issued_report(
 @router.get("/audit", response_class=HTMLResponse)
 async def chain_status(request: Request, ctx: ContextDep) -> Response:
     """Whether the whole record log verifies, and its head."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not principal.can(Permission.VERIFY):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.VERIFY)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     report = await audit.verify(ctx, None, None)
     return _page(
         "audit.html.j2", lang=session.lang, principal=principal, session=session,
@@ -435,12 +442,9 @@ async def chain_status(request: Request, ctx: ContextDep) -> Response:
 @router.get("/audit/checkpoint")
 async def download_checkpoint(request: Request, ctx: ContextDep) -> Response:
     """A signed checkpoint of the log as it stands (C2SP signed note), as a file to keep."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not principal.can(Permission.VERIFY):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.VERIFY)
+    if isinstance(gate, Response):
+        return gate
     note = await proofs.issue_checkpoint(ctx)
     headers = {**HEADERS, "Content-Disposition": 'attachment; filename="checkpoint.txt"'}
     return Response(note, media_type="text/plain; charset=utf-8", headers=headers)
@@ -449,12 +453,10 @@ async def download_checkpoint(request: Request, ctx: ContextDep) -> Response:
 @router.get("/decisions/{decision_id}/access-log", response_class=HTMLResponse)
 async def access_log(request: Request, ctx: ContextDep, decision_id: DecisionId) -> Response:
     """Who read this decision's record, when, through what."""
-    found = await _session(ctx, request)
-    if found is None:
-        return _to("/ui")
-    principal, session = found
-    if not principal.can(Permission.ACCESS_LOG):
-        return _refused(session.lang, principal, session, request)
+    gate = await _gate(ctx, request, Permission.ACCESS_LOG)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
     try:
         record_id = await _record_id(ctx, decision_id)
         log = await audit.access_log(
