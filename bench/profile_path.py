@@ -67,7 +67,14 @@ class InlineWriter:
             future.set_exception(exc)
         return future
 
-    def append(self, items: Any) -> Any:
+    @property
+    def alive(self) -> bool:
+        return True
+
+    def append(self, items: Any, timeout: float | None = None) -> Any:
+        return self.submit(items).result()
+
+    async def commit(self, items: Any, timeout: float) -> Any:
         return self.submit(items).result()
 
     def close(self) -> None:
