@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 FORMAT_VERSION = 1
@@ -27,9 +28,53 @@ RECORD_TYPES = (
 """Every record type of SPEC §7 and §11; verify refuses any other."""
 
 
+_SAFE_INT = 2**53 - 1
+"""JCS numbers are IEEE doubles: integers beyond this are refused (rfc8785 raises)."""
+_UTF16_SAFE = "\ud800"
+"""Keys made only of code points below this sort alike by UTF-16 units (JCS) and by code
+point (orjson): the two orders differ only between U+E000..U+FFFF and the astral planes."""
+
+
 def canonical(value: Any) -> bytes:
-    """RFC 8785 (JCS) canonical bytes."""
-    return rfc8785.dumps(value)
+    """RFC 8785 (JCS) canonical bytes.
+
+    The bytes are rfc8785's; orjson writes them about 20x faster where its output provably
+    agrees. ``_jcs_ready`` walks the value and hands every part where orjson's output could
+    differ to rfc8785 as a pre-rendered fragment (JCS renders each member independently of
+    its context): non-integral floats outside [1e-5, 1e15) (ES6 and orjson switch
+    to exponent notation at different magnitudes), integral floats (ES6 writes ``1``, orjson
+    ``1.0``), integers beyond 2^53, objects with keys at or above U+D800 and every type
+    other than dict, list, tuple, str, bool, int, float and None. Strings escape alike
+    (tested over every code point); a lone surrogate makes orjson refuse and rfc8785 decide.
+    ``tests/store/test_canonical.py`` compares both on generated documents.
+    """
+    try:
+        return orjson.dumps(_jcs_ready(value), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return rfc8785.dumps(value)
+
+
+def _jcs_ready(value: Any) -> Any:
+    """``value`` with every part orjson might render unlike JCS replaced by rfc8785's bytes."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is float:
+        if value.is_integer():
+            if -_SAFE_INT <= value <= _SAFE_INT:
+                return int(value)
+        elif 1e-5 <= abs(value) < 1e15:
+            return value
+        return orjson.Fragment(rfc8785.dumps(value))
+    if kind is int:
+        return value if -_SAFE_INT <= value <= _SAFE_INT else orjson.Fragment(rfc8785.dumps(value))
+    if kind is dict:
+        if all(type(k) is str and (k.isascii() or max(k) < _UTF16_SAFE) for k in value):
+            return {k: v if type(v) is str else _jcs_ready(v) for k, v in value.items()}
+        return orjson.Fragment(rfc8785.dumps(value))
+    if kind is list or kind is tuple:
+        return [v if type(v) is str else _jcs_ready(v) for v in value]
+    return orjson.Fragment(rfc8785.dumps(value))
 
 
 def digest(data: bytes) -> str:
