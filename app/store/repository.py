@@ -25,6 +25,12 @@ PAGE = 500
 """Rows fetched per round trip when streaming (exports, verify)."""
 EXPLANATION_ONLY = text("records.type = 'explanation'")
 """Matches the partial unique index on decision_id (``WHERE type = 'explanation'``)."""
+_BY_DECISION_SQLITE = (
+    f"SELECT {', '.join(c.name for c in records.c)} FROM records "
+    "INDEXED BY uq_records_explanation_decision_id "
+    "WHERE type = 'explanation' AND decision_id IN"
+)
+"""SQLite: explanation records by decision id, through that index (an error if it is gone)."""
 
 
 @dataclass(frozen=True)
@@ -381,11 +387,19 @@ class Repository:
         found: dict[str, StoredRecord] = {}
         for start in range(0, len(decision_ids), PAGE):
             chunk = sorted(set(decision_ids[start : start + PAGE]))
-            # The predicate is written as the partial unique index's own text, so the
-            # planner uses that index whatever its statistics say.
-            rows = conn.execute(
-                select(records).where(records.c.decision_id.in_(chunk), EXPLANATION_ONLY)
-            )
+            # The predicate is written as the partial unique index's own text, so
+            # PostgreSQL's planner can use that index. SQLite's planner, given bound
+            # values, prefers ix_records_type_seq and scans every explanation record
+            # (measured: 5 ms at 5,000 records, growing with the log), so it is told
+            # which index to use: one probe per decision id.
+            if self.is_postgres:
+                rows = conn.execute(
+                    select(records).where(records.c.decision_id.in_(chunk), EXPLANATION_ONLY)
+                )
+            else:
+                rows = conn.exec_driver_sql(
+                    f"{_BY_DECISION_SQLITE} ({', '.join('?' * len(chunk))})", tuple(chunk)
+                )
             for row in rows:
                 found[row.decision_id] = StoredRecord.from_row(row)
         return found

@@ -301,3 +301,39 @@ def test_children_and_access_records(repo: Repository) -> None:
     assert [r.id for r in repo.iter_access(key_id="k2")] == [access.id]
     assert list(repo.iter_access(key_id="nobody")) == []
     assert repo.verify()["ok"]
+
+
+def test_a_decision_id_lookup_probes_its_index(repo: Repository, connection: Connection) -> None:
+    """The lookup every append makes reads the decision-id index, never every explanation
+    record (SQLite's planner, given bound values, preferred the (type, seq) index: an append
+    cost grew with the log)."""
+    fill(repo, 300)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "decision_id IN" in statement:
+            statements.append((statement, params))
+
+    from sqlalchemy import event
+
+    event.listen(connection, "before_cursor_execute", capture)
+    try:
+        # several at once, as a group commit asks (one id alone is planned as an equality)
+        assert repo._by_decisions(connection, [f"none-{i}" for i in range(4)]) == {}
+    finally:
+        event.remove(connection, "before_cursor_execute", capture)
+    assert len(statements) == 1
+    statement, params = statements[0]
+    if repo.is_postgres:
+        plan = " ".join(
+            row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, params).fetchall()
+        )
+        assert "Seq Scan" not in plan, plan
+    else:
+        plan = " ".join(
+            str(row[3])
+            for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, params
+            ).fetchall()
+        )
+        assert "USING INDEX uq_records_explanation_decision_id" in plan, plan
