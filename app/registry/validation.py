@@ -69,6 +69,7 @@ def check_row(
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _limits: weakref.WeakKeyDictionary[TabularModel, float] = weakref.WeakKeyDictionary()
+_columns: weakref.WeakKeyDictionary[TabularModel, np.ndarray] = weakref.WeakKeyDictionary()
 
 
 def value_limit(model: TabularModel) -> float:
@@ -106,6 +107,12 @@ def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> l
     except Exception:
         return _unencodable(model, row, field)
     numeric = [i for i, f in enumerate(model.features) if not f.categorical]
+    if not numeric:
+        return []
+    columns_all = _numeric_columns(model)
+    values_all = np.asarray(encoded[0, columns_all], dtype=np.float64)
+    if np.isfinite(values_all).all() and float(np.abs(values_all).max(initial=0.0)) <= limit:
+        return []  # the common case: one check over every numeric column
     errors: list[FieldError] = []
     for i in numeric:
         columns = model.groups[i] if model.decomposed else np.array([i])
@@ -120,6 +127,17 @@ def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> l
                 )
             )
     return errors
+
+
+def _numeric_columns(model: TabularModel) -> np.ndarray:
+    """The encoded columns of every numeric raw feature (every column once decomposed)."""
+    known = _columns.get(model)
+    if known is None:
+        numeric = [i for i, f in enumerate(model.features) if not f.categorical]
+        parts = [model.groups[i] if model.decomposed else np.array([i]) for i in numeric]
+        known = np.concatenate(parts).astype(np.intp) if parts else np.array([], dtype=np.intp)
+        _columns[model] = known
+    return known
 
 
 def _encode(model: TabularModel, row: dict[str, Any]) -> np.ndarray:

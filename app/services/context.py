@@ -15,6 +15,7 @@ from app.security.crypto import ServerKeys
 from app.security.principals import KeyRing, parse_api_keys
 from app.services.batching import ExplainBatcher
 from app.services.secrets import load_keys
+from app.services.subject_keys import SubjectKeys
 from app.store.db import make_engine
 from app.store.repository import Repository
 from app.store.writer import GroupWriter
@@ -34,6 +35,7 @@ class Context:
     executor: ThreadPoolExecutor
     batcher: ExplainBatcher
     slow_executor: ThreadPoolExecutor | None = None
+    subject_keys: SubjectKeys = field(default_factory=SubjectKeys)
     ready: bool = False
     notes: dict[str, str] = field(default_factory=dict)
 

@@ -21,6 +21,7 @@ def _erase(ctx: Context, principal: Principal, digest: str, scope: str) -> dict[
             clear={"erased_subject_ref": subject.ref, "records": count, "scope": scope},
         )
 
+    ctx.subject_keys.evict(digest)  # other processes learn it from their next append
     erased = ctx.repository.erase_subject(digest, draft_for)
     if erased is None:
         return None

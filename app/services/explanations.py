@@ -31,7 +31,7 @@ from app.services.batching import Computed
 from app.services.context import Context
 from app.services.records import explanation_view, render_page
 from app.store.chain import Draft, associated_data, canonical
-from app.store.repository import NewSubject, StoredRecord
+from app.store.repository import KnownSubject, NewSubject, StoredRecord, SubjectClaim
 
 log = structlog.get_logger(__name__)
 
@@ -248,17 +248,22 @@ def build_draft(
     return draft, sealed_plain
 
 
-def _subject_key(
-    ctx: Context, command: ExplainCommand
-) -> tuple[str, str, bytes, NewSubject | None]:
-    """(digest, reference, data key, row to create) of the request's subject."""
+def _subject_key(ctx: Context, command: ExplainCommand) -> tuple[str, str, bytes, SubjectClaim]:
+    """(digest, reference, data key, claim for the append) of the request's subject, with
+    no read: a kept key is claimed as known, else a new subject is proposed (the append
+    answers ``subject_taken`` if the person already has one, and the draft is re-made)."""
     if command.subject_id is not None:
         digest = ctx.keys.subject_digest("subject", command.subject_id)
     else:
         digest = ctx.keys.subject_digest("decision", command.decision_id)
-    subject = ctx.repository.subject(digest)
-    if subject is not None:
-        return digest, subject.ref, ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref), None
+    kept = ctx.subject_keys.get(digest)
+    if kept is not None:
+        ref, data_key = kept
+        return digest, ref, data_key, KnownSubject(digest, ref)
+    return _new_subject(ctx, digest)
+
+
+def _new_subject(ctx: Context, digest: str) -> tuple[str, str, bytes, SubjectClaim]:
     ref = ctx.repository.new_subject_ref()
     data_key = new_data_key()
     return digest, ref, data_key, NewSubject(digest, ref, ctx.keys.wrap_data_key(data_key, ref))
@@ -297,7 +302,7 @@ async def explain_and_record(
     computed = await _compute(ctx, model, row, command)
     metrics.observe_explanations(model, [command.method], [computed], time.perf_counter() - started)
     raw, explanation, target = computed.raw, computed.explanation, computed.target
-    digest, ref, data_key, new_subject = await asyncio.to_thread(_subject_key, ctx, command)
+    digest, ref, data_key, claim = _subject_key(ctx, command)
     what_would_change = (
         await asyncio.to_thread(counterfactual, model, row) if command.counterfactual else None
     )
@@ -311,17 +316,20 @@ async def explain_and_record(
         draft.sealed = seal(
             data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
         )
-        (outcome,) = await ctx.writer.commit(
-            [(draft, new_subject)], ctx.settings.write_timeout_seconds
-        )
+        (outcome,) = await ctx.writer.commit([(draft, claim)], ctx.settings.write_timeout_seconds)
         if outcome.existing is not None:
             return await asyncio.to_thread(_existing, ctx, outcome.existing, fingerprint)
         if outcome.subject_taken is not None:
             taken = outcome.subject_taken
-            ref, new_subject = taken.ref, None
+            ref, claim = taken.ref, KnownSubject(digest, taken.ref)
             data_key = ctx.keys.unwrap_data_key(taken.wrapped_key, taken.ref)
             continue
+        if outcome.subject_gone:  # erased since its key was kept
+            ctx.subject_keys.evict(digest)
+            digest, ref, data_key, claim = _new_subject(ctx, digest)
+            continue
         assert outcome.record is not None
+        ctx.subject_keys.put(digest, ref, data_key)
         document = json.loads(outcome.record.document)
         view = explanation_view(document, sealed_plain, outcome.record)
         view["reviews"] = []

@@ -75,6 +75,18 @@ class NewSubject:
 
 
 @dataclass(frozen=True)
+class KnownSubject:
+    """A subject the caller believes exists under ``ref`` (its key came from a cache): the
+    append checks it under the chain lock, so no record is sealed with an erased key."""
+
+    digest: str
+    ref: str
+
+
+SubjectClaim = NewSubject | KnownSubject
+
+
+@dataclass(frozen=True)
 class Subject:
     """A subject row: HMAC'd id, random reference, wrapped data key."""
 
@@ -91,6 +103,8 @@ class AppendOutcome:
     record: StoredRecord | None = None
     existing: StoredRecord | None = None
     subject_taken: Subject | None = None
+    subject_gone: bool = False
+    """A ``KnownSubject`` no longer exists (erased): re-make the draft for a new subject."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,7 @@ class Repository:
 
     # -- appends ------------------------------------------------------------------------
 
-    def append(self, items: Sequence[tuple[Draft, NewSubject | None]]) -> list[AppendOutcome]:
+    def append(self, items: Sequence[tuple[Draft, SubjectClaim | None]]) -> list[AppendOutcome]:
         """Append drafts in order in one transaction (group commit), under the chain lock.
 
         A draft whose decision id already has an explanation record is not appended; its
@@ -184,7 +198,7 @@ class Repository:
             return self._append(conn, items)
 
     def append_bulk(
-        self, items: Iterable[tuple[Draft, NewSubject | None]], batch: int = 2000
+        self, items: Iterable[tuple[Draft, SubjectClaim | None]], batch: int = 2000
     ) -> int:
         """Append many drafts, one transaction per batch (bulk loads); returns how many.
 
@@ -210,7 +224,7 @@ class Repository:
     def _append(
         self,
         conn: Connection,
-        items: Sequence[tuple[Draft, NewSubject | None]],
+        items: Sequence[tuple[Draft, SubjectClaim | None]],
         *,
         copy: bool = False,
     ) -> list[AppendOutcome]:
@@ -245,7 +259,11 @@ class Repository:
                 if current is not None and current.ref != subject.ref:
                     outcomes.append(AppendOutcome(subject_taken=current))
                     continue
+                if current is None and isinstance(subject, KnownSubject):
+                    outcomes.append(AppendOutcome(subject_gone=True))
+                    continue
                 if current is None:
+                    assert isinstance(subject, NewSubject)
                     pending[subject.digest] = Subject(
                         subject.digest, subject.ref, subject.wrapped_key
                     )

@@ -27,11 +27,11 @@ from sqlalchemy.exc import OperationalError
 from app import metrics
 from app.errors import Unavailable
 from app.store.chain import Draft
-from app.store.repository import AppendOutcome, NewSubject, Repository
+from app.store.repository import AppendOutcome, Repository, SubjectClaim
 
 log = structlog.get_logger(__name__)
 
-Item = tuple[Draft, NewSubject | None]
+Item = tuple[Draft, SubjectClaim | None]
 Job = tuple[list[Item], "Future[list[AppendOutcome]]"]
 _STOP = object()
 

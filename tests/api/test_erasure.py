@@ -209,3 +209,63 @@ def test_decisions_without_a_subject_are_erased_by_decision_id(client: TestClien
     unknown = client.delete("/v1/decisions/no-such-decision/personal-data", headers=auth("admin"))
     assert unknown.status_code == 404
     assert client.get("/v1/audit/verify", headers=auth("auditor")).json()["ok"] is True
+
+
+def test_a_person_erased_by_another_process_is_never_sealed_with_the_old_key(
+    client: TestClient,
+) -> None:
+    """This process keeps a returning person's data key (no read before sealing); another
+    process erases the person. The next decision must not be sealed with the erased key:
+    the append finds the subject gone, and the person starts afresh under a new reference."""
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    person = unique_id("returning")
+    rows = instances(MODEL, 3)
+    _, first = explain(client, rows[0], person)
+    _, second = explain(client, rows[1], person)
+    assert second["subject_ref"] == first["subject_ref"]  # the kept key, same person
+    digest = ctx.keys.subject_digest("subject", person)
+    assert ctx.subject_keys.get(digest) is not None
+
+    def draft_for(subject: Any, count: int) -> Any:
+        from app.store.chain import Draft
+
+        return Draft(
+            type="erasure",
+            key_id="other-process",
+            role="admin",
+            clear={"erased_subject_ref": subject.ref, "records": count, "scope": "subject"},
+        )
+
+    # Erased as another worker would: through the store, this process's cache untouched.
+    assert ctx.repository.erase_subject(digest, draft_for) is not None
+    assert ctx.subject_keys.get(digest) is not None
+
+    _, third = explain(client, rows[2], person)
+    assert third["subject_ref"] != first["subject_ref"]
+    assert third["input"] == rows[2]  # sealed under the new key, readable
+    stored = ctx.repository.subject(digest)
+    assert stored is not None and stored.ref == third["subject_ref"]
+    for old in (first, second):
+        view = client.get(f"/v1/explanations/{old['id']}", headers=auth("auditor")).json()
+        assert view["input"] is None
+    assert client.get("/v1/audit/verify", headers=auth("auditor")).json()["ok"] is True
+
+
+def test_a_returning_person_without_a_kept_key_keeps_their_reference(
+    client: TestClient,
+) -> None:
+    """A person known to the store but not to this process's cache (say, first seen by
+    another worker) is proposed as new, found taken by the append, and re-sealed under
+    their existing reference and key."""
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    person = unique_id("elsewhere")
+    rows = instances(MODEL, 2)
+    _, first = explain(client, rows[0], person)
+    ctx.subject_keys.evict(ctx.keys.subject_digest("subject", person))
+    _, second = explain(client, rows[1], person)
+    assert second["subject_ref"] == first["subject_ref"]
+    assert second["input"] == rows[1]
+    both = client.get(
+        "/v1/explanations", params={"subject_id": person}, headers=auth("auditor")
+    ).json()
+    assert {item["id"] for item in both["items"]} >= {first["id"], second["id"]}
