@@ -49,6 +49,8 @@ def test_reported_standard_errors_are_honest(request: pytest.FixtureRequest, fix
         pairs = max(REFERENCE_PAIRS, REFERENCE_FACTOR * ours.parameters["permutations"])
         (reference,) = PermutationShap(case.model, permutations=pairs).explain(row[None, :], other)
         assert ours.exactness == "estimated" and ours.standard_errors is not None
+        # a small background: every pair takes one row, the error is stratified by row
+        assert ours.parameters["stratified_by_background_row"] is True
         assert reference.standard_errors is not None
         # the bar is relative to the explanation's own scale, and met by every feature
         bar = thresholds.standard_error_bar(ours.contributions, ours.model_output)
@@ -69,6 +71,7 @@ def test_reported_standard_errors_are_honest(request: pytest.FixtureRequest, fix
     assert len(scores) == ROWS * 30
     assert np.mean(scores <= 3) >= 0.95
     # honest both ways: z² averages 1 when the errors are right, far less when inflated
+    print(f"{fixture}: mean z² {np.mean(scores**2):.2f}, within 3 SE {np.mean(scores <= 3):.1%}")
     assert 0.3 <= float(np.mean(scores**2)) <= 2.5
     assert max(relative_errors) <= 0.1
 
