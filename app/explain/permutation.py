@@ -6,17 +6,18 @@ values, and each feature is credited with the change of the model's mean output 
 small block of background rows. A chain's credits telescope to f(x) − mean f(block); the
 blocks cycle through seeded shuffles of the whole background so that every background row
 is used equally often, hence the estimate adds up to f(x) − E[f(background)] exactly (up
-to floating point), whatever the number of samples. Standard errors: when the background is small enough
-(``stratify_max_background`` rows), every pair takes exactly one background row and each
-round passes over the whole background a whole number of times (at least twice), so each
+to floating point), whatever the number of samples. Standard errors: when the background is
+small enough (``stratify_max_background`` rows), every pair takes exactly one background row
+and each round passes over the whole background a whole number of times (at least twice), so each
 row is a stratum of equal weight: the between-row part of the variance cancels exactly in
 the estimate, and the standard error is the stratified one, from the spread of the pairs
 that share a background row (on the 30-feature breast-cancer families that part was 18-56 %
 of the pair variance, which the unstratified error counted, asking 1.2-2.3× too many
 evaluations). With a larger background, pairs average blocks of rows and their estimates,
-treated as independent, give a conservative standard error. The stop rule is relative to the explanation's
-own scale: every feature's standard error ≤ ``sampling_standard_error`` · mean |φ|, with an
-absolute floor (``Thresholds.standard_error_bar``); after a first round, the next round is
+treated as independent, give a conservative standard error. The stop rule is relative to
+the explanation's own scale: every feature's standard error ≤
+``sampling_standard_error`` · mean |φ|, with an absolute floor
+(``Thresholds.standard_error_bar``); after a first round, the next round is
 sized from the observed error (error ∝ 1/√pairs) so that one or two rounds usually meet
 the bar. All coalitions of a round go to the model in a few vectorised calls.
 """
