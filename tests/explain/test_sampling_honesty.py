@@ -120,3 +120,26 @@ def test_a_missed_bar_is_refused_with_its_figure(cancer_mlp: Case) -> None:
 
     with pytest.raises(FidelityFailure, match="standard_error"):
         check_fidelity(explanation, estimator, Thresholds(), auto=False)
+
+
+def test_a_large_background_falls_back_to_blocks_and_a_conservative_error(
+    cancer_mlp: Case,
+) -> None:
+    """Above ``stratify_max_background`` rows, pairs average blocks and the error is the
+    unstratified (conservative) one; both paths agree within their standard errors."""
+
+    class Blocked(PermutationShap):
+        stratify_max_background = 1
+
+    row = cancer_mlp.encoded(1)
+    target = Target("probability", 1, 0)
+    (blocked,) = Blocked(cancer_mlp.model, permutations=512).explain(row, target)
+    (stratified,) = PermutationShap(cancer_mlp.model, permutations=512).explain(row, target)
+    assert blocked.parameters["stratified_by_background_row"] is False
+    assert stratified.parameters["stratified_by_background_row"] is True
+    assert blocked.standard_errors is not None and stratified.standard_errors is not None
+    assert abs(blocked.additivity_residual) <= 1e-9
+    assert abs(stratified.additivity_residual) <= 1e-9
+    combined = np.sqrt(blocked.standard_errors**2 + stratified.standard_errors**2)
+    z = np.abs(blocked.contributions - stratified.contributions) / combined
+    assert np.mean(z <= 3) >= 0.95
