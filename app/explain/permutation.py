@@ -6,10 +6,18 @@ values, and each feature is credited with the change of the model's mean output 
 small block of background rows. A chain's credits telescope to f(x) − mean f(block); the
 blocks cycle through seeded shuffles of the whole background so that every background row
 is used equally often, hence the estimate adds up to f(x) − E[f(background)] exactly (up
-to floating point), whatever the number of samples. Pair estimates (independent, paired
-chains) give each feature's standard error. The stop rule is relative to the explanation's
-own scale: every feature's standard error ≤ ``sampling_standard_error`` · mean |φ|, with an
-absolute floor (``Thresholds.standard_error_bar``); after a first round, the next round is
+to floating point), whatever the number of samples. Standard errors: when the background is
+small enough (``stratify_max_background`` rows), every pair takes exactly one background row
+and each round passes over the whole background a whole number of times (at least twice), so each
+row is a stratum of equal weight: the between-row part of the variance cancels exactly in
+the estimate, and the standard error is the stratified one, from the spread of the pairs
+that share a background row (on the 30-feature breast-cancer families that part was 18-56 %
+of the pair variance, which the unstratified error counted, asking 1.2-2.3× too many
+evaluations). With a larger background, pairs average blocks of rows and their estimates,
+treated as independent, give a conservative standard error. The stop rule is relative to
+the explanation's own scale: every feature's standard error ≤
+``sampling_standard_error`` · mean |φ|, with an absolute floor
+(``Thresholds.standard_error_bar``); after a first round, the next round is
 sized from the observed error (error ∝ 1/√pairs) so that one or two rounds usually meet
 the bar. All coalitions of a round go to the model in a few vectorised calls.
 """
@@ -45,6 +53,8 @@ class PermutationShap:
     3 seeds each, against an 8,192-pair reference)."""
     default_max_permutations: ClassVar[int] = 8192
     """Pairs at most, whatever the bar asks for (the bar is then missed and reported)."""
+    stratify_max_background: ClassVar[int] = 512
+    """Largest background stratified by row (a round then takes ≥ 2 pairs per row)."""
     growth_margin: ClassVar[float] = 1.2
     """A further round aims at (error / bar)² · this times the pairs done so far."""
 
@@ -82,6 +92,12 @@ class PermutationShap:
         self.width = background.shape[1]
         self.owner = column_owner(model.groups, self.width)
         self.m = len(model.groups)
+        n = len(background)
+        self.stratified = 2 <= n <= self.stratify_max_background
+        if self.stratified:
+            self.per_permutation = 1
+            self.permutations = n * max(2, math.ceil(self.permutations / n))
+            self.max_permutations = n * max(2, math.ceil(self.max_permutations / n))
 
     def explain(self, encoded: np.ndarray, target: Target) -> list[Explanation]:
         """One estimate per row, each from its own generator seeded with ``target.seed``."""
@@ -96,6 +112,7 @@ class PermutationShap:
             raise ExplainerUnavailable(f"{self.name}: the model's {target.output} is infinite")
         estimates: list[np.ndarray] = []
         weights: list[np.ndarray] = []
+        strata: list[np.ndarray] = []
         rounds = 0
         done = 0
         evaluations = len(background) + 1
@@ -104,13 +121,19 @@ class PermutationShap:
         error = np.full(self.m, np.inf)
         bar = math.inf
         while True:
-            pair_phi, pair_weight = self._round(row, f_row, f_background, rng, target, pairs)
+            pair_phi, pair_weight, pair_row = self._round(
+                row, f_row, f_background, rng, target, pairs
+            )
             estimates.append(pair_phi)
             weights.append(pair_weight)
+            strata.append(pair_row)
             rounds += 1
             done += pairs
             evaluations += int(pair_weight.sum()) * 2 * max(0, self.m - 1)
-            phi, error = _combine(np.concatenate(estimates), np.concatenate(weights))
+            if self.stratified:
+                phi, error = _stratified(np.concatenate(estimates), np.concatenate(strata))
+            else:
+                phi, error = _combine(np.concatenate(estimates), np.concatenate(weights))
             if self.thresholds is None or not np.isfinite(phi).all():
                 break
             bar = self.thresholds.standard_error_bar(phi, f_row)
@@ -119,6 +142,9 @@ class PermutationShap:
                 break
             wanted = math.ceil(done * (worst / bar) ** 2 * self.growth_margin) - done
             pairs = int(min(max(wanted, self.permutations), self.max_permutations - done))
+            if self.stratified:
+                n = len(background)
+                pairs = n * max(2, math.ceil(pairs / n))
         return Explanation(
             method=self.name,
             base_value=float(np.mean(f_background)),
@@ -134,6 +160,7 @@ class PermutationShap:
                 "evaluations": evaluations,
                 "background_per_permutation": self.per_permutation,
                 "background_rows": len(background),
+                "stratified_by_background_row": self.stratified,
                 "seed": target.seed,
             },
         )
@@ -146,8 +173,9 @@ class PermutationShap:
         rng: np.random.Generator,
         target: Target,
         pairs: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-pair estimates (pairs × features) and the number of background rows of each.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-pair estimates (pairs × features), the number of background rows of each, and
+        each pair's first background row (its stratum when every pair takes one row).
 
         The round draws a whole number of passes over a seeded shuffle of the background
         (at least ``pairs`` × ``background_per_permutation`` rows), so every background row
@@ -172,7 +200,7 @@ class PermutationShap:
             pair_phi[chosen] = self._pairs(
                 row, f_row, f_background, blocks, position[chosen], target
             )
-        return pair_phi, sizes.astype(np.float64)
+        return pair_phi, sizes.astype(np.float64), sequence[starts]
 
     def _pairs(
         self,
@@ -227,4 +255,22 @@ def _combine(estimates: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
     count = len(weights)
     spread = (weights[:, None] * (estimates - phi)) ** 2
     error = np.sqrt(spread.sum(axis=0) * count / (count - 1)) / total
+    return phi, error
+
+
+def _stratified(estimates: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of pair estimates and its stratified standard error, per feature.
+
+    Every background row (stratum) holds the same number c ≥ 2 of pairs, so the mean is the
+    mean of the strata's means and its variance is Σ_z s_z² / (c · n²), with s_z² the spread
+    of the pairs of row z."""
+    order = np.argsort(rows, kind="stable")
+    strata = int(rows.max()) + 1
+    per = len(rows) // strata
+    if per * strata != len(rows) or per < 2:
+        raise ValueError("stratified estimate needs ≥ 2 pairs on every background row")
+    grouped = estimates[order].reshape(strata, per, -1)
+    phi = grouped.mean(axis=(0, 1))
+    spread = grouped.var(axis=1, ddof=1).sum(axis=0)
+    error = np.sqrt(spread / per) / strata
     return phi, error

@@ -49,6 +49,8 @@ def test_reported_standard_errors_are_honest(request: pytest.FixtureRequest, fix
         pairs = max(REFERENCE_PAIRS, REFERENCE_FACTOR * ours.parameters["permutations"])
         (reference,) = PermutationShap(case.model, permutations=pairs).explain(row[None, :], other)
         assert ours.exactness == "estimated" and ours.standard_errors is not None
+        # a small background: every pair takes one row, the error is stratified by row
+        assert ours.parameters["stratified_by_background_row"] is True
         assert reference.standard_errors is not None
         # the bar is relative to the explanation's own scale, and met by every feature
         bar = thresholds.standard_error_bar(ours.contributions, ours.model_output)
@@ -69,6 +71,7 @@ def test_reported_standard_errors_are_honest(request: pytest.FixtureRequest, fix
     assert len(scores) == ROWS * 30
     assert np.mean(scores <= 3) >= 0.95
     # honest both ways: z² averages 1 when the errors are right, far less when inflated
+    print(f"{fixture}: mean z² {np.mean(scores**2):.2f}, within 3 SE {np.mean(scores <= 3):.1%}")
     assert 0.3 <= float(np.mean(scores**2)) <= 2.5
     assert max(relative_errors) <= 0.1
 
@@ -117,3 +120,26 @@ def test_a_missed_bar_is_refused_with_its_figure(cancer_mlp: Case) -> None:
 
     with pytest.raises(FidelityFailure, match="standard_error"):
         check_fidelity(explanation, estimator, Thresholds(), auto=False)
+
+
+def test_a_large_background_falls_back_to_blocks_and_a_conservative_error(
+    cancer_mlp: Case,
+) -> None:
+    """Above ``stratify_max_background`` rows, pairs average blocks and the error is the
+    unstratified (conservative) one; both paths agree within their standard errors."""
+
+    class Blocked(PermutationShap):
+        stratify_max_background = 1
+
+    row = cancer_mlp.encoded(1)
+    target = Target("probability", 1, 0)
+    (blocked,) = Blocked(cancer_mlp.model, permutations=512).explain(row, target)
+    (stratified,) = PermutationShap(cancer_mlp.model, permutations=512).explain(row, target)
+    assert blocked.parameters["stratified_by_background_row"] is False
+    assert stratified.parameters["stratified_by_background_row"] is True
+    assert blocked.standard_errors is not None and stratified.standard_errors is not None
+    assert abs(blocked.additivity_residual) <= 1e-9
+    assert abs(stratified.additivity_residual) <= 1e-9
+    combined = np.sqrt(blocked.standard_errors**2 + stratified.standard_errors**2)
+    z = np.abs(blocked.contributions - stratified.contributions) / combined
+    assert np.mean(z <= 3) >= 0.95
