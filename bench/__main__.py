@@ -809,6 +809,37 @@ def section_proofs(run: Run) -> Section:
     return Section("proofs", "Merkle proofs and checkpoints", md, out)
 
 
+def section_keys(run: Run) -> Section:
+    """Key revocation delay on a 2-worker server (bench/keys.py)."""
+    from bench import keys
+
+    try:
+        out = keys.run_keys_bench(3 if run.settings.quick else 5)
+    except Exception as exc:
+        traceback.print_exc()
+        return Section("keys", "Key revocation delay", f"Skipped ({type(exc).__name__}: {exc}).")
+    run.results["keys"] = out
+    md = (
+        f"{keys.__doc__.split(chr(10) + chr(10), 1)[0].strip()}\n\n"
+        + table(
+            ["workers", "trials", "cache s", "delay p50 s", "delay max s", "requests/trial"],
+            [
+                [
+                    out["workers"],
+                    out["trials"],
+                    out["key_cache_seconds"],
+                    out["p50_s"],
+                    out["max_s"],
+                    out["requests_per_trial"],
+                ]
+            ],
+        )
+        + f"\n\nEvery trial's delay (s): {out['delays_s']}; governed by "
+        "`app.services.keys.KEY_CACHE_SECONDS` (the bar: within seconds)."
+    )
+    return Section("keys", "Key revocation delay", md, out)
+
+
 def section_batches(run: Run) -> Section:
     """Batch throughput in process and on Celery workers; chain appends on PostgreSQL."""
     from bench import batches
@@ -946,6 +977,7 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "startup": lambda run: startup.section(run),
     "fairness": section_fairness,
     "proofs": section_proofs,
+    "keys": section_keys,
     "batches": section_batches,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare

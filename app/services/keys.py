@@ -49,15 +49,23 @@ async def authenticate(repository: Repository, secret: str) -> Principal | None:
     return principal
 
 
-def admin_event(
-    repository: Repository, event: str, details: dict[str, Any], actor: Principal | None = None
-) -> str:
-    """Append an ``admin_event`` record (who, what, when; nothing secret); its id."""
+def admin_draft(
+    event: str, details: dict[str, Any], actor: Principal | None = None, **columns: Any
+) -> Draft:
+    """An ``admin_event`` draft (who, what; the chain adds when): the command line's
+    operator when no principal acts; ``columns`` are the record's query columns."""
     who = actor or Principal("cli", Role.ADMIN)
     clear: dict[str, Any] = {"event": event, **details}
     if actor is None:
         clear["operator"] = f"cli:{getpass.getuser()}"
-    draft = Draft(type="admin_event", key_id=who.key_id, role=who.role.value, clear=clear)
+    return Draft(type="admin_event", key_id=who.key_id, role=who.role.value, clear=clear, **columns)
+
+
+def admin_event(
+    repository: Repository, event: str, details: dict[str, Any], actor: Principal | None = None
+) -> str:
+    """Append an ``admin_event`` record (who, what, when; nothing secret); its id."""
+    draft = admin_draft(event, details, actor)
     (outcome,) = repository.append([(draft, None)])
     assert outcome.record is not None
     return outcome.record.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from app.explain.types import Thresholds
 from app.registry import LoadedModel
 from app.registry.loader import LoadRefused, read_version_folder
 from app.registry.model import load_version
+from app.security.principals import Principal, Role
 from app.services import cost
 from app.services.batching import Options, compute_one
 from app.services.context import Context
+from app.services.keys import admin_draft
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +44,21 @@ def version_folders(models_dir: Path) -> list[Path]:
     return sorted(p.parent for p in models_dir.glob("*/*/model.yaml"))
 
 
-def load_models(ctx: Context) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Registrar:
+    """Who registers the new versions a scan finds, and the ``admin_event`` that says so
+    (one per version, appended with its registration)."""
+
+    event: str = "model_registered"
+    source: str = "folder_scan"
+    actor: Principal | None = None
+
+
+SERVER = Principal("server", Role.ADMIN)
+"""The actor of registrations the server makes on its own (the scan at start, the poll)."""
+
+
+def load_models(ctx: Context, registrar: Registrar | None = None) -> dict[str, Any]:
     """Scan the models folder: register new versions, load and warm every acceptable one.
 
     Anything that goes wrong with one version (manifest, artifact, registration, warm-up)
@@ -50,39 +67,78 @@ def load_models(ctx: Context) -> dict[str, Any]:
     loaded: list[str] = []
     refused: list[dict[str, str]] = []
     for folder in version_folders(ctx.settings.models_dir):
-        try:
-            loaded.append(_load_one(ctx, folder))
-        except SQLAlchemyError:
-            raise  # the record store, not this version, is at fault: do not start without it
-        except Exception as exc:
-            entry = ctx.catalog.refuse(folder, refusal_reason(exc))
-            refused.append(entry.as_dict())
-            log.error("model version refused", folder=str(folder), reason=entry.reason)
+        served, entry = load_folder(ctx, folder, registrar or Registrar())
+        if served is not None:
+            loaded.append(served)
+        elif entry is not None:
+            refused.append(entry)
     log.info("models loaded", loaded=loaded, refused=len(refused))
     return {"loaded": loaded, "refused": refused}
 
 
-def _load_one(ctx: Context, folder: Path) -> str:
-    """Register, load and warm one version folder; raises whatever refuses it."""
+def load_folder(
+    ctx: Context, folder: Path, registrar: Registrar
+) -> tuple[str | None, dict[str, str] | None]:
+    """Load one version folder: ("name/version", None) when served, else (None, the
+    refusal entry). A database error propagates."""
+    try:
+        return _load_one(ctx, folder, registrar), None
+    except SQLAlchemyError:
+        raise  # the record store, not this version, is at fault: do not start without it
+    except Exception as exc:
+        entry = ctx.catalog.refuse(folder, refusal_reason(exc))
+        log.error("model version refused", folder=str(folder), reason=entry.reason)
+        return None, entry.as_dict()
+
+
+def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
+    """Load, warm and register one version folder; raises whatever refuses it.
+
+    A version is registered (its hashes pinned, an ``admin_event`` appended in the same
+    transaction) only once it has loaded and warmed: a broken folder is refused without
+    joining the registry, and a registered one is never announced twice."""
     manifest, manifest_sha, _ = read_version_folder(folder)
-    order, artifact_sha, registered_manifest = ctx.repository.register_model(
-        manifest.name, manifest.version, manifest.sha256, manifest_sha
+    held = (manifest.sha256, manifest_sha)
+    registered = ctx.repository.registration(manifest.name, manifest.version)
+    if registered is not None and registered[1:] != held:
+        raise LoadRefused(CHANGED)
+    if ctx.catalog.has(manifest.name, manifest.version):
+        return f"{manifest.name}/{manifest.version}"
+    model = load_version(
+        folder,
+        allow_unsafe=ctx.settings.allow_unsafe_models,
+        base=service_thresholds(ctx.settings),
     )
-    if artifact_sha != manifest.sha256 or registered_manifest != manifest_sha:
-        raise LoadRefused(
-            "differs from its registration (versions are immutable: retrain into a "
-            "new version folder)"
+    cost.apply_budget(model, ctx.settings.compute_budget_seconds)
+    warm(model)
+    if registered is None:
+        event = admin_draft(
+            registrar.event,
+            {
+                "model": {
+                    "name": manifest.name,
+                    "version": manifest.version,
+                    "sha256": manifest.sha256,
+                    "manifest_sha256": manifest_sha,
+                },
+                "source": registrar.source,
+            },
+            registrar.actor or SERVER,
+            model_name=manifest.name,
+            model_version=manifest.version,
         )
-    if not ctx.catalog.has(manifest.name, manifest.version):
-        model = load_version(
-            folder,
-            allow_unsafe=ctx.settings.allow_unsafe_models,
-            base=service_thresholds(ctx.settings),
+        registered = ctx.repository.register_model(
+            manifest.name, manifest.version, manifest.sha256, manifest_sha, event
         )
-        cost.apply_budget(model, ctx.settings.compute_budget_seconds)
-        warm(model)
-        ctx.catalog.add(model, order)
+        if registered[1:] != held:  # another process registered other files a moment ago
+            raise LoadRefused(CHANGED)
+    ctx.catalog.add(model, registered[0])
     return f"{manifest.name}/{manifest.version}"
+
+
+CHANGED = (
+    "differs from its registration (versions are immutable: retrain into a new version folder)"
+)
 
 
 def refusal_reason(exc: Exception) -> str:

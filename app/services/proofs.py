@@ -38,8 +38,9 @@ def issue_checkpoint_sync(ctx: Context) -> str:
     store = proof_store(ctx)
     key = signer(ctx)
     store.remember_key(key.verifier.key_id_hex, key.verifier.name, key.verifier.encode())
-    size = store.tree_size()
-    root = store.root(size)
+    with store.pinned():
+        size = store.tree_size()
+        root = store.root(size)
     note = key.sign(checkpoint_body(ctx.settings.log_origin, size, root))
     store.add_checkpoint(size, root.hex(), key.verifier.key_id_hex, note)
     return note
@@ -94,7 +95,11 @@ def _tree_size(store: ProofStore, given: int | None, field: str, at_least: int =
 
 
 def _inclusion(ctx: Context, record_id: str, tree_size: int | None) -> dict[str, Any]:
-    store = proof_store(ctx)
+    with proof_store(ctx).pinned() as store:
+        return _inclusion_in(store, record_id, tree_size)
+
+
+def _inclusion_in(store: ProofStore, record_id: str, tree_size: int | None) -> dict[str, Any]:
     leaf = store.record_leaf(record_id)
     if leaf is None:
         raise NotFound("no record with that id")
@@ -120,7 +125,11 @@ async def inclusion(ctx: Context, record_id: str, tree_size: int | None) -> dict
 
 
 def _consistency(ctx: Context, old: int, new: int | None) -> dict[str, Any]:
-    store = proof_store(ctx)
+    with proof_store(ctx).pinned() as store:
+        return _consistency_in(store, old, new)
+
+
+def _consistency_in(store: ProofStore, old: int, new: int | None) -> dict[str, Any]:
     size = _tree_size(store, new, "to")
     if old > size:
         raise InvalidInput(

@@ -21,7 +21,13 @@ from app.registry.model import load_version
 from app.security.principals import Principal
 from app.services.context import Context
 from app.services.keys import admin_event
-from app.services.models import describe, load_models, service_thresholds
+from app.services.models import (
+    Registrar,
+    describe,
+    load_folder,
+    load_models,
+    service_thresholds,
+)
 from app.store.tables import model_versions
 
 log = structlog.get_logger(__name__)
@@ -96,7 +102,9 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
         os.rename(staged, target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    load_models(ctx)
+    # Registered (with its one ``model_uploaded`` event, in the same transaction) only
+    # once it has loaded and warmed here.
+    load_folder(ctx, target, Registrar("model_uploaded", "upload", principal))
     loaded = ctx.catalog.get(name, version)
     if loaded is None:
         reason = next(
@@ -110,12 +118,6 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
         raise InvalidInput(
             f"model version refused: {reason}", errors=[FieldError("artifact", str(reason))]
         )
-    admin_event(
-        ctx.repository,
-        "model_uploaded",
-        {"model": name, "version": version, "sha256": loaded.artifact_sha256},
-        principal,
-    )
     return True, describe(loaded)
 
 
@@ -126,23 +128,10 @@ async def upload(ctx: Context, principal: Principal, files: dict[str, bytes]) ->
         return await asyncio.to_thread(_upload, ctx, principal, files)
 
 
-def _served(ctx: Context) -> set[str]:
-    return {f"{m.name}/{m.version}" for n in ctx.catalog.names() for m in ctx.catalog.versions(n)}
-
-
 def _reload(ctx: Context, principal: Principal) -> dict[str, Any]:
-    before = _served(ctx)
-    result = load_models(ctx)
-    for added in sorted(_served(ctx) - before):
-        name, version = added.split("/", 1)
-        model = ctx.catalog.get(name, version)
-        sha = model.artifact_sha256 if model is not None else None
-        admin_event(
-            ctx.repository,
-            "model_registered",
-            {"model": name, "version": version, "sha256": sha},
-            principal,
-        )
+    # Each version this scan registers gets its ``model_registered`` event with the
+    # registration; one found already registered (by another worker) gets none.
+    result = load_models(ctx, Registrar(source="reload", actor=principal))
     admin_event(ctx.repository, "models_reloaded", {"loaded": len(result["loaded"])}, principal)
     return result
 

@@ -181,6 +181,9 @@ def columns_of(document: dict[str, Any]) -> dict[str, Any]:
     clear = document.get("clear") or {}
     model = clear.get("model") or {}
     prediction = clear.get("prediction") or {}
+    # Admin events of model uploads once named the model by a bare string: no columns.
+    model = model if isinstance(model, dict) else {}
+    prediction = prediction if isinstance(prediction, dict) else {}
     return {
         "id": document.get("id"),
         "type": document.get("type"),

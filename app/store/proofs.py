@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.store import merkle
@@ -41,20 +43,46 @@ class ProofStore:
 
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
+        self._pinned: Connection | None = None
+
+    @contextmanager
+    def pinned(self) -> Iterator[ProofStore]:
+        """Serve every read of the block from one pooled connection (a proof request reads
+        the record's leaf, the tree size and the nodes: one checkout, not three)."""
+        if self._pinned is not None:
+            yield self
+            return
+        with self.repository._reading() as conn:
+            self._pinned = conn
+            try:
+                yield self
+            finally:
+                self._pinned = None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        if self._pinned is not None:
+            yield self._pinned
+            return
+        with self.repository._reading() as conn:
+            yield conn
 
     def tree_size(self) -> int:
         """How many records (leaves) the log holds."""
-        head = self.repository.head()
-        return head[0] if head else 0
+        with self._reading() as conn:
+            row = conn.execute(
+                select(records.c.seq).order_by(records.c.seq.desc()).limit(1)
+            ).first()
+        return int(row.seq) if row else 0
 
     def root(self, size: int) -> bytes:
         """The Merkle root of the first ``size`` records."""
-        with self.repository._reading() as conn:
+        with self._reading() as conn:
             return merkle.root(conn, size)
 
     def record_leaf(self, record_id: str) -> tuple[int, str] | None:
         """(leaf index, record hash) of a record id."""
-        with self.repository._reading() as conn:
+        with self._reading() as conn:
             row = conn.execute(
                 select(records.c.seq, records.c.hash).where(records.c.id == record_id)
             ).first()
@@ -62,12 +90,12 @@ class ProofStore:
 
     def inclusion(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 §2.1.3.1 PATH(index, D[size]); the caller checks the bounds."""
-        with self.repository._reading() as conn:
+        with self._reading() as conn:
             return merkle.hashes_for(conn, merkle.inclusion_ranges(index, size))
 
     def consistency(self, old: int, new: int) -> list[bytes]:
         """RFC 9162 §2.1.4.1 PROOF(old, D[new]); the caller checks the bounds."""
-        with self.repository._reading() as conn:
+        with self._reading() as conn:
             return merkle.hashes_for(conn, merkle.consistency_ranges(old, new))
 
     # -- checkpoints --------------------------------------------------------------------

@@ -635,11 +635,29 @@ class Repository:
 
     # -- model registrations ------------------------------------------------------------
 
+    def registration(self, name: str, version: str) -> tuple[int, str, str] | None:
+        """(order, artifact hash, manifest hash) of a registered version, if any."""
+        with self._reading() as conn:
+            row = conn.execute(
+                select(model_versions).where(
+                    model_versions.c.name == name, model_versions.c.version == version
+                )
+            ).first()
+        return (row.id, row.artifact_sha256, row.manifest_sha256) if row else None
+
     def register_model(
-        self, name: str, version: str, artifact_sha256: str, manifest_sha256: str
+        self,
+        name: str,
+        version: str,
+        artifact_sha256: str,
+        manifest_sha256: str,
+        event: Draft | None = None,
     ) -> tuple[int, str, str]:
         """Record a registration once; returns (order, artifact hash, manifest hash) as
-        registered first, which the caller compares with what it holds."""
+        registered first, which the caller compares with what it holds. ``event`` is
+        appended to the chain in the same transaction, only by the call that registers."""
+        if event is not None:
+            event.prepare()
         with self._writing() as conn:
             row = conn.execute(
                 select(model_versions).where(
@@ -658,6 +676,8 @@ class Repository:
                                 registered_at=now_iso(),
                             )
                         )
+                    if event is not None:
+                        self._append(conn, [(event, None)])
                 except IntegrityError:
                     pass  # registered by another process at the same moment
                 row = conn.execute(

@@ -75,8 +75,16 @@ def test_an_uploaded_version_is_served(client: TestClient) -> None:
     # The same upload again is not a change: 200 with the card.
     assert upload(client, version_files("2")).status_code == 200
     ctx = client.app.state.context  # type: ignore[attr-defined]
-    events = [r for r in ctx.repository.iter_rows() if r["type"] == "admin_event"]
-    assert len(events) == 1 and b"model_uploaded" in events[0]["document"]
+    events = [
+        json.loads(r["document"]) for r in ctx.repository.iter_rows() if r["type"] == "admin_event"
+    ]
+    # Version 1 registered by the folder scan at start, version 2 by the upload: one
+    # event each, the second naming the uploading key.
+    assert [(e["clear"]["event"], e["clear"]["model"]["version"]) for e in events] == [
+        ("model_registered", "1"),
+        ("model_uploaded", "2"),
+    ]
+    assert events[1]["role"] == "admin" and events[1]["clear"]["source"] == "upload"
 
 
 def test_bad_uploads_are_refused_and_the_rest_stays_served(client: TestClient) -> None:
@@ -156,7 +164,10 @@ def test_reload_registers_a_dropped_in_version(client: TestClient) -> None:
         for r in ctx.repository.iter_rows()
         if r["type"] == "admin_event"
     ]
-    assert [(e["event"], e.get("version")) for e in events] == [
-        ("model_registered", "8"),
-        ("models_reloaded", None),
+    # The start's scan registered version 1; the reload registered 8 (the broken 9 is
+    # refused without joining the registry, so it gets no event).
+    assert [(e["event"], e.get("model", {}).get("version"), e.get("source")) for e in events] == [
+        ("model_registered", "1", "folder_scan"),
+        ("model_registered", "8", "reload"),
+        ("models_reloaded", None, None),
     ]
