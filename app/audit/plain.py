@@ -65,8 +65,9 @@ def impact_summary(t: dict[str, str], phrases: Phrases, impact: dict[str, Any],
     buckets = impact.get("buckets") or []
     if not buckets:
         return {"sentences": [t["plain_no_decisions"]], "rows": [], "top": []}
+    key = "plain_total" if len(buckets) > 1 else "plain_total_one"
     sentences = [
-        t["plain_total"].format(
+        t[key].format(
             first=buckets[0]["start"], last=buckets[-1]["start"],
             decisions=f"{impact['decisions']:,}",
         )

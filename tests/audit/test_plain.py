@@ -82,6 +82,9 @@ def test_impact_in_plain_words_follows_the_figures() -> None:
     ]
     assert "How much money is borrowed. It now helps people less" in text
     assert [r["share"] for r in summary["rows"]] == ["50%", "80%"]
+    one_week = _impact() | {"decisions": 100, "buckets": _impact()["buckets"][:1]}
+    first = plain.impact_summary(t, _words("en"), one_week)["sentences"][0]
+    assert first == "In the week of 2026-11-02, the model made 100 decisions."
     assert "_" not in text
     assert textstat.flesch_reading_ease(text) >= 60, text
 
