@@ -35,6 +35,7 @@ from app.services.models import load_models
 from app.services.proofs import run_checkpointer
 from app.services.uploads import watch_registrations
 from app.store import migrate
+from app.web import audit_pages
 from app.web import routes as web
 
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(metrics.router)
     app.include_router(web.router)
+    app.include_router(audit_pages.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -54,6 +54,8 @@ class Settings:
     store_small: int
     store_rounds: int
     store_backends: tuple[str, ...]
+    audit_sizes: tuple[int, ...] = (100_000, 1_000_000)
+    """Stored decisions the audit section loads and audits, smallest first."""
 
 
 @dataclass
@@ -67,16 +69,20 @@ def settings_for(args: argparse.Namespace) -> Settings:
         args.models.split(",") if args.models else [*TREE_MODELS, *EXACT_MODELS, *AGNOSTIC_MODELS]
     )
     backends = tuple(args.store_backends.split(","))
+    if args.audit_sizes:
+        sizes = tuple(int(n) for n in args.audit_sizes.split(","))
+    else:
+        sizes = (2_000, 10_000) if args.quick else (100_000, 1_000_000)
     if args.quick:
         return Settings(
             True, models, 60, 20, 0, 60, 300, 5, 8, 10, [1, 2], False, 30,
             10, 3, 40, 1, 2000,
-            20_000, 5_000, 50, backends,
+            20_000, 5_000, 50, backends, sizes,
         )  # fmt: skip
     return Settings(
         False, models, 300, 90, 6, 300, 1500, 15, 8, 30, [1, 2], True, 200,
         40, 20, 150, 3, 10_000,
-        1_000_000, 100_000, 300, backends,
+        1_000_000, 100_000, 300, backends, sizes,
     )  # fmt: skip
 
 
@@ -654,6 +660,40 @@ def section_store(run: Run) -> Section:
     return Section("store", "Record store at scale", md, out)
 
 
+def section_audit(run: Run) -> Section:
+    """Opt-in (``--only audit``): fairness and impact audits over stored decisions (issue 20)."""
+    from bench import audit
+
+    sizes = run.settings.audit_sizes
+    print(f"audit: {', '.join(map(str, sizes))} stored decisions ...", flush=True)
+    result = audit.run_audit_bench(sizes, ("sqlite",))
+    run.results["audit"] = result
+    body = []
+    for point in result["sqlite"]["points"]:
+        for kind in ("fairness", "impact"):
+            figures = point[kind]
+            body.append(
+                [
+                    point["backend"], point["decisions"], kind, figures["wall_s"],
+                    figures["cpu_s"], figures["peak_above_mib"],
+                    round(1e6 * figures["cpu_s"] / point["decisions"]),
+                ]
+            )  # fmt: skip
+    md = (
+        "bench/audit.py: credit-risk decisions with real sealed parts bulk-loaded through the "
+        f"repository ({100 // audit.OUTCOME_EVERY}% with a reported "
+        "outcome), then `compute_fairness` (by personal_status_and_sex) and `compute_impact` "
+        "in a fresh process per size. Peak memory: the resident high-water mark during the "
+        "audit above the resident size before it. Not part of the default run "
+        "(`--only audit`; `--audit-sizes` to choose the sizes).\n\n"
+        + table(
+            ["backend", "decisions", "audit", "wall s", "CPU s", "peak above MiB", "CPU µs each"],
+            body,
+        )
+    )
+    return Section("audit", "Fairness and impact audits over stored decisions", md, result)
+
+
 def section_reports(run: Run) -> Section:
     """Counterfactual search on credit-risk holdout adverse decisions; reasons' cost."""
     from bench import counterfactual
@@ -979,11 +1019,12 @@ SECTIONS: dict[str, Callable[[Run], Section]] = {
     "proofs": section_proofs,
     "keys": section_keys,
     "batches": section_batches,
+    "audit": section_audit,
 }
 """Every section, in run order ("agnostic" before "ratios": it times breast-cancer's bare
 comparator)."""
-OPT_IN = ("store", "proofs")
-"""Sections left out of the default run (slow: the store and proofs sections load 1M
+OPT_IN = ("store", "proofs", "audit")
+"""Sections left out of the default run (slow: the store, proofs and audit sections load 1M
 records)."""
 
 
@@ -1000,6 +1041,10 @@ def main(argv: list[str] | None = None) -> int:
         "--store-backends",
         default="sqlite,postgresql",
         help="backends of the store section (PostgreSQL: RATIONALE_BENCH_PG_ADMIN)",
+    )
+    parser.add_argument(
+        "--audit-sizes",
+        help="stored decisions of the audit section, comma-separated (default 100000,1000000)",
     )
     parser.add_argument(
         "--models",

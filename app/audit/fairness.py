@@ -1,16 +1,16 @@
 """Group fairness figures over stored decisions (SPEC §11.8), computed in one streaming pass.
 
-A ``FairnessAccumulator`` takes decisions one at a time and keeps a few bytes per decision
-(its group, whether the outcome was favourable, the favourable probability, the reported
-outcome) plus fixed-size sums for the proxy associations; ``result`` hands the arrays to
-fairlearn for the figures (``MetricFrame`` per group, ``demographic_parity_*`` and
-``equalized_odds_difference`` over groups), never formulas of our own.
+A ``FairnessAccumulator`` takes decisions one at a time and keeps fixed-size tallies: a count
+per cell (group, favourable or not, reported outcome), per-group counts and probability sums,
+and sums for the proxy associations; memory does not grow with the number of decisions.
+``result`` hands the cells, weighted by their counts, to fairlearn for the figures
+(``MetricFrame`` per group, ``demographic_parity_*`` and ``equalized_odds_difference`` over
+groups, all with ``sample_weight``), never formulas of our own.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from fairlearn.metrics import (
     MetricFrame,
-    count,
     demographic_parity_difference,
     demographic_parity_ratio,
     equalized_odds_difference,
@@ -128,8 +127,35 @@ class _NumericAssociation:
         return math.sqrt(min(1.0, max(0.0, between / total)))
 
 
+class _Sum:
+    """A running sum with Neumaier's compensation (exact to a rounding, whatever the count)."""
+
+    __slots__ = ("carry", "total")
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.carry = 0.0
+
+    def add(self, x: float) -> None:
+        t = self.total + x
+        if abs(self.total) >= abs(x):
+            self.carry += (self.total - t) + x
+        else:
+            self.carry += (x - t) + self.total
+        self.total = t
+
+    @property
+    def value(self) -> float:
+        return self.total + self.carry
+
+
 class FairnessAccumulator:
-    """Streams decisions of one model version and answers SPEC §11.8's figures."""
+    """Streams decisions of one model version and answers SPEC §11.8's figures.
+
+    Memory does not grow with the number of decisions: a decision is tallied into its cell
+    (group, favourable or not, reported outcome) and its group's sums. fairlearn then runs
+    over the cells, each weighted by its count (``sample_weight``), which gives its figures
+    over the decisions themselves: every one of them is a ratio of weighted counts."""
 
     def __init__(
         self,
@@ -147,10 +173,9 @@ class FairnessAccumulator:
         self.min_group = min_group
         self.groups: list[str] = []
         self._group_index: dict[str, int] = {}
-        self._codes = array("i")
-        self._favourable = array("b")
-        self._score = array("d")
-        self._actual = array("b")
+        self._cells: dict[tuple[int, int, int], int] = {}
+        self._sizes: list[int] = []
+        self._scores: list[_Sum] = []
         self._proxies: dict[str, _CategoricalAssociation | _NumericAssociation] = {
             name: _CategoricalAssociation() if categorical else _NumericAssociation()
             for name, categorical in inputs.items()
@@ -178,10 +203,13 @@ class FairnessAccumulator:
         if code is None:
             code = self._group_index[label] = len(self.groups)
             self.groups.append(label)
-        self._codes.append(code)
-        self._favourable.append(1 if favourable else 0)
-        self._score.append(float(score))
-        self._actual.append(UNKNOWN if actual_favourable is None else int(actual_favourable))
+            self._sizes.append(0)
+            self._scores.append(_Sum())
+        actual = UNKNOWN if actual_favourable is None else int(actual_favourable)
+        cell = (code, 1 if favourable else 0, actual)
+        self._cells[cell] = self._cells.get(cell, 0) + 1
+        self._sizes[code] += 1
+        self._scores[code].add(float(score))
         for name, association in self._proxies.items():
             association.add(code, inputs.get(name))
 
@@ -191,32 +219,25 @@ class FairnessAccumulator:
 
     def result(self) -> dict[str, Any]:
         """The figures: per reported group, over groups, withheld groups, proxies."""
-        codes = np.frombuffer(self._codes, dtype=np.int32) if self._codes else np.zeros(0, int)
-        sizes = np.bincount(codes, minlength=len(self.groups)) if len(codes) else np.zeros(0)
-        reported = [g for g in range(len(self.groups)) if sizes[g] >= self.min_group]
+        reported = [g for g, size in enumerate(self._sizes) if size >= self.min_group]
         withheld = [
-            {"group": self.groups[g], "count": int(sizes[g])}
-            for g in range(len(self.groups))
-            if sizes[g] < self.min_group
+            {"group": self.groups[g], "count": size}
+            for g, size in enumerate(self._sizes)
+            if size < self.min_group
         ]
-        keep = np.isin(codes, reported)
-        labels = np.array(self.groups, dtype=object)[codes[keep]] if len(codes) else codes
         out: dict[str, Any] = {
             "attribute": self.grouping.attribute,
             "grouping": self._grouping(),
             "min_group": self.min_group,
-            "decisions": int(keep.sum()),
+            "decisions": sum(self._sizes[g] for g in reported),
             "withheld": sorted(withheld, key=lambda w: str(w["group"])),
             "erased_excluded": self.erased_excluded,
             "missing_attribute": self.missing_attribute,
         }
-        scores = np.frombuffer(self._score, dtype=np.float64)[keep] if len(codes) else codes
         if self.task == "regression":
-            out.update(self._regression(labels, scores))
+            out.update(self._regression(reported))
         else:
-            favourable = np.frombuffer(self._favourable, dtype=np.int8)[keep].astype(int)
-            actual = np.frombuffer(self._actual, dtype=np.int8)[keep].astype(int)
-            out.update(self._classification(labels, favourable, scores, actual))
+            out.update(self._classification(reported))
         groups = set(reported)
         proxies = [
             {"feature": name, "association": value, "measure": _measure(association)}
@@ -236,23 +257,30 @@ class FairnessAccumulator:
             "note": "bin [a, b) holds a <= value < b",
         }
 
-    def _classification(
-        self, labels: np.ndarray, favourable: np.ndarray, scores: np.ndarray, actual: np.ndarray
-    ) -> dict[str, Any]:
+    def _mean_score(self, code: int) -> float:
+        return self._scores[code].value / self._sizes[code]
+
+    def _classification(self, reported: list[int]) -> dict[str, Any]:
+        cells = [(cell, n) for cell, n in sorted(self._cells.items()) if cell[0] in reported]
         result: dict[str, Any] = {
             "groups": [],
             "demographic_parity_difference": None,
             "demographic_parity_ratio": None,
             "equalized_odds_difference": None,
-            "outcomes_reported": int((actual != UNKNOWN).sum()),
+            "outcomes_reported": sum(n for cell, n in cells if cell[2] != UNKNOWN),
         }
-        if len(labels) == 0:
+        if not cells:
             return result
+        labels = np.array([self.groups[cell[0]] for cell, _ in cells], dtype=object)
+        favourable = np.array([cell[1] for cell, _ in cells], dtype=int)
+        actual = np.array([cell[2] for cell, _ in cells], dtype=int)
+        weight = np.array([n for _, n in cells], dtype=np.float64)
         frame = MetricFrame(
-            metrics={"count": count, "favourable_rate": selection_rate},
+            metrics={"favourable_rate": selection_rate},
             y_true=favourable,
             y_pred=favourable,
             sensitive_features=labels,
+            sample_params={"favourable_rate": {"sample_weight": weight}},
         )
         known = actual != UNKNOWN
         rates: dict[str, dict[str, float]] = {}
@@ -261,67 +289,69 @@ class FairnessAccumulator:
                 metrics={
                     "true_positive_rate": true_positive_rate,
                     "false_positive_rate": false_positive_rate,
-                    "outcomes": count,
                 },
                 y_true=actual[known],
                 y_pred=favourable[known],
                 sensitive_features=labels[known],
+                sample_params={
+                    "true_positive_rate": {"sample_weight": weight[known]},
+                    "false_positive_rate": {"sample_weight": weight[known]},
+                },
             )
             rates = outcome_frame.by_group.to_dict(orient="index")
         by_group = frame.by_group.to_dict(orient="index")
-        for group in sorted(by_group, key=str):
-            mask = labels == group
+        for code in sorted(reported, key=lambda g: self.groups[g]):
+            group = self.groups[code]
+            reported_here = sum(n for cell, n in cells if cell[0] == code and cell[2] != UNKNOWN)
             entry: dict[str, Any] = {
-                "group": str(group),
-                "count": int(by_group[group]["count"]),
+                "group": group,
+                "count": self._sizes[code],
                 "favourable_rate": float(by_group[group]["favourable_rate"]),
-                "mean_probability_favourable": float(np.mean(scores[mask])),
-                "outcomes_reported": int(rates.get(group, {}).get("outcomes", 0)),
+                "mean_probability_favourable": self._mean_score(code),
+                "outcomes_reported": reported_here,
                 "true_positive_rate": _finite(rates.get(group, {}).get("true_positive_rate")),
                 "false_positive_rate": _finite(rates.get(group, {}).get("false_positive_rate")),
             }
             result["groups"].append(entry)
         if len(by_group) >= 2:
             result["demographic_parity_difference"] = float(
-                demographic_parity_difference(favourable, favourable, sensitive_features=labels)
+                demographic_parity_difference(
+                    favourable, favourable, sensitive_features=labels, sample_weight=weight
+                )
             )
             result["demographic_parity_ratio"] = float(
-                demographic_parity_ratio(favourable, favourable, sensitive_features=labels)
+                demographic_parity_ratio(
+                    favourable, favourable, sensitive_features=labels, sample_weight=weight
+                )
             )
             if known.any() and len(set(labels[known])) >= 2:
                 result["equalized_odds_difference"] = _finite(
                     equalized_odds_difference(
-                        actual[known], favourable[known], sensitive_features=labels[known]
+                        actual[known],
+                        favourable[known],
+                        sensitive_features=labels[known],
+                        sample_weight=weight[known],
                     )
                 )
         return result
 
-    def _regression(self, labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    def _regression(self, reported: list[int]) -> dict[str, Any]:
         result: dict[str, Any] = {"groups": [], "mean_prediction_difference": None}
-        if len(labels) == 0:
+        if not reported:
             return result
-        frame = MetricFrame(
-            metrics={"count": count, "mean_prediction": _mean_prediction},
-            y_true=scores,
-            y_pred=scores,
-            sensitive_features=labels,
-        )
-        by_group = frame.by_group.to_dict(orient="index")
         result["groups"] = [
             {
-                "group": str(group),
-                "count": int(by_group[group]["count"]),
-                "mean_prediction": float(by_group[group]["mean_prediction"]),
+                "group": self.groups[code],
+                "count": self._sizes[code],
+                "mean_prediction": self._mean_score(code),
             }
-            for group in sorted(by_group, key=str)
+            for code in sorted(reported, key=lambda g: self.groups[g])
         ]
-        if len(by_group) >= 2:
-            result["mean_prediction_difference"] = float(frame.difference()["mean_prediction"])
+        if len(reported) >= 2:
+            means = [g["mean_prediction"] for g in result["groups"]]
+            # fairlearn's "between_groups" difference of a per-group metric: largest - smallest.
+            result["mean_prediction_difference"] = float(max(means) - min(means))
         return result
-
-
-def _mean_prediction(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(y_pred))
 
 
 def _finite(value: Any) -> float | None:

@@ -53,6 +53,11 @@ def _model(ctx: Context, name: str, version: str | None, field: str = "model") -
     )
 
 
+def audited_model(ctx: Context, name: str, version: str | None) -> LoadedModel:
+    """The model version an audit of ``name`` reads (the latest when no version is given)."""
+    return _model(ctx, name, version, field="name")
+
+
 def _filter(model: LoadedModel, scope: AuditScope) -> RecordFilter:
     since = parse_time(scope.since, "since") if scope.since else None
     until = parse_time(scope.until, "until") if scope.until else None
@@ -146,6 +151,12 @@ def _protected(model: LoadedModel, attribute: str) -> tuple[Feature, bool]:
     )
 
 
+def protected_attributes(model: LoadedModel) -> list[Feature]:
+    """The model's protected inputs, then its declared attributes, in manifest order."""
+    manifest = model.manifest
+    return [f for f in manifest.features if f.protected] + list(manifest.attributes)
+
+
 def grouping_for(model: LoadedModel, attribute: str) -> Grouping:
     """How the attribute's values become groups (SPEC §11.8: bins, else background quartiles)."""
     feature, is_input = _protected(model, attribute)
@@ -228,13 +239,17 @@ def compute_fairness(
 
 
 async def fairness(
-    ctx: Context, principal: Principal, scope: AuditScope, attribute: str
+    ctx: Context,
+    principal: Principal,
+    scope: AuditScope,
+    attribute: str,
+    endpoint: str = "GET /v1/audit/fairness",
 ) -> dict[str, Any]:
     """Fairness figures, the access record naming the filters committed first."""
     result = await asyncio.to_thread(compute_fairness, ctx, scope, attribute)
     model = _model(ctx, scope.model, scope.version)
     filters = _logged_filters(model, scope, attribute=attribute)
-    await log_access(ctx, principal, "GET /v1/audit/fairness", [], filters=filters)
+    await log_access(ctx, principal, endpoint, [], filters=filters)
     return result
 
 
@@ -279,10 +294,12 @@ async def impact(
 
 __all__ = [
     "AuditScope",
+    "audited_model",
     "compute_fairness",
     "compute_impact",
     "fairness",
     "grouping_for",
     "impact",
+    "protected_attributes",
     "record_actual_outcome",
 ]

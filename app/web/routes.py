@@ -109,17 +109,19 @@ async def _session(ctx: Context, request: Request) -> tuple[Principal, DeskSessi
 async def _gate(
     ctx: Context,
     request: Request,
-    permission: Permission | None = None,
+    permission: Permission | tuple[Permission, ...] | None = None,
     csrf: str | None = None,
 ) -> tuple[Principal, DeskSession] | Response:
     """The signed-in principal and session, or the answer instead: the sign-in page without a
-    session, a refusal when the form token is wrong or the role may not do this."""
+    session, a refusal when the form token is wrong or the role may not do this (every one
+    of the permissions, when several are named)."""
     found = await _session(ctx, request)
     if found is None:
         return _to("/ui")
     principal, session = found
-    if (csrf is not None and not _csrf_ok(session.csrf, csrf)) or (
-        permission is not None and not principal.can(permission)
+    needed = (permission,) if isinstance(permission, Permission) else (permission or ())
+    if (csrf is not None and not _csrf_ok(session.csrf, csrf)) or not all(
+        principal.can(p) for p in needed
     ):
         return _refused(session.lang, principal, session, request)
     return principal, session
@@ -436,6 +438,7 @@ async def chain_status(request: Request, ctx: ContextDep) -> Response:
     return _page(
         "audit.html.j2", lang=session.lang, principal=principal, session=session,
         request=request, report=report, checkpoint_available=True,
+        models=ctx.catalog.names(), can_audit_models=principal.can(Permission.FAIRNESS),
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import textstat
 
 from tests.helpers import KEYS, MODELS, ON_CI, REPO, Server, auth, instances
 
@@ -272,3 +273,92 @@ def _record_id(server: Server) -> str:
     response = httpx.get(f"{server.url}/v1/decisions/{DECISIONS[1]}", headers=auth("backend"))
     record_id: str = response.json()["id"]
     return record_id
+
+
+def _sign_in(page: Any, url: str, role: str) -> None:
+    page.goto(f"{url}/ui")
+    page.fill("#key", KEYS[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/ui")
+
+
+def _chart_loaded(page: Any) -> None:
+    chart = page.locator("figure.chart img")
+    assert chart.get_attribute("alt")
+    chart.evaluate("img => img.decode()")
+    assert chart.evaluate("img => img.complete && img.naturalWidth > 100")
+
+
+def test_auditor_reports_and_the_model_card(server: Server, browser: Any) -> None:
+    for k, row in enumerate(instances("credit-risk", 45)):
+        body = {"model": "credit-risk", "decision_id": f"desk-audit-{k}", "instance": row}
+        response = httpx.post(
+            f"{server.url}/v1/explanations", json=body, headers=auth("backend"), timeout=60
+        )
+        assert response.status_code == 201, response.text
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_in(page, server.url, "support")
+    for path in (
+        "/ui/audit/fairness?model=credit-risk",
+        "/ui/audit/impact",
+        "/ui/models/credit-risk",
+    ):
+        refused = page.goto(f"{server.url}{path}")
+        assert refused is not None and refused.status == 403, path
+    page.click("text=Sign out")
+    page.wait_for_url(f"{server.url}/ui")
+
+    _sign_in(page, server.url, "auditor")
+    page.goto(f"{server.url}/ui/audit")
+    page.click("a[href='/ui/audit/fairness?model=credit-risk']")
+    page.wait_for_url("**/ui/audit/fairness?model=credit-risk")
+    page.select_option("#f-attribute", "foreign_worker")
+    page.click("button:text('Show')")
+    page.wait_for_url("**attribute=foreign_worker**")
+    assert "foreign_worker" in page.locator("h1").inner_text()
+    groups = page.locator("#fairness-groups tbody tr")
+    assert groups.count() >= 1
+    total = sum(int(groups.nth(i).locator("td").first.inner_text()) for i in range(groups.count()))
+    withheld = page.locator("dd", has_text="(").all_inner_texts()
+    assert total + sum(int(x.split("(")[1].rstrip(")")) for x in withheld) == 47
+    _chart_loaded(page)
+    _axe(page, "fairness")
+    _shot(page, "10-fairness")
+
+    page.goto(f"{server.url}/ui/audit/impact?model=credit-risk&bucket=week")
+    assert page.locator("#impact-buckets tbody td").first.inner_text() == "47"
+    assert page.locator("#importance tbody tr").count() == 20
+    _chart_loaded(page)
+    _axe(page, "impact")
+    _shot(page, "11-impact")
+
+    page.click("main a:text('Model card')")
+    page.wait_for_url("**/ui/models/credit-risk*")
+    main = page.inner_text("main")
+    assert "Not for real lending decisions" in main  # the manifest's card
+    assert "the model made 47 decisions" in main  # one week: "In the week of ..."
+    assert page.locator(".fairness-plain h3").all_inner_texts() == [
+        "Sex and marital status",
+        "Age",
+        "Whether the applicant is a foreign worker",
+    ]
+    words = " ".join(page.locator("#card-intro, #impact-plain, .fairness-plain").all_inner_texts())
+    assert "_" not in words
+    assert textstat.flesch_reading_ease(words) >= 60, words
+    _axe(page, "model-card")
+    _shot(page, "12-model-card")
+    context.close()
+
+    log = httpx.get(f"{server.url}/v1/audit/access-log", headers=auth("auditor")).json()["items"]
+    fairness_reads = [e for e in log if e["endpoint"] == "GET /ui/audit/fairness"]
+    assert any(e["filters"].get("attribute") == "foreign_worker" for e in fairness_reads)
+    assert any(e["endpoint"] == "GET /ui/audit/fairness.png" for e in log)
+    card_reads = [e for e in log if e["endpoint"] == "GET /ui/models/{name}"]
+    assert {e["filters"].get("attribute") for e in card_reads} == {
+        None,  # the impact read
+        "personal_status_and_sex",
+        "age_in_years",
+        "foreign_worker",
+    }
+    assert all(e["role"] == "auditor" for e in card_reads)
