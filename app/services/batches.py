@@ -344,17 +344,24 @@ def process_batch(ctx: Context, batch_id: str) -> int:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _find(ctx: Context, batch_id: str) -> BatchRow:
+def may_read(principal: Principal, batch: BatchRow) -> bool:
+    """Whether a key may read a batch: the key that submitted it, or any admin key."""
+    return principal.role is Role.ADMIN or principal.key_id == batch.key_id
+
+
+def _find(ctx: Context, principal: Principal, batch_id: str) -> BatchRow:
+    """The batch, or 404 alike when there is none and when another key submitted it (its
+    existence is not confirmed to other keys)."""
     batch = store(ctx).get(batch_id)
-    if batch is None:
+    if batch is None or not may_read(principal, batch):
         raise NotFound("no batch with that id")
     return batch
 
 
-def batch_view(ctx: Context, batch_id: str) -> dict[str, Any]:
-    """A batch's status, counts and every failure's problem."""
+def batch_view(ctx: Context, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """A batch's status, counts and every failure's problem (its submitter or an admin)."""
     batches = store(ctx)
-    batch = _find(ctx, batch_id)
+    batch = _find(ctx, principal, batch_id)
     counts = batches.counts(batch_id)
     if batch.status == "failed":
         status = "failed"
@@ -398,7 +405,7 @@ async def batch_results(
     import asyncio
 
     def fetch() -> tuple[list[tuple[int, StoredRecord]], list[dict[str, Any]]]:
-        _find(ctx, batch_id)
+        _find(ctx, principal, batch_id)
         found = store(ctx).result_records(batch_id, after=after, limit=limit + 1)
         return found, render_explanations(ctx, [r for _, r in found[:limit]], principal)
 
@@ -422,7 +429,7 @@ async def export_results(
 
     from app.services.query import csv_header, csv_row
 
-    await asyncio.to_thread(_find, ctx, batch_id)
+    await asyncio.to_thread(_find, ctx, principal, batch_id)
     await log_access(
         ctx,
         principal,
