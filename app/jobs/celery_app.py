@@ -135,9 +135,13 @@ def serve_metrics(settings: Settings, host: str, port: int) -> None:
     engine = make_engine(settings.database_url, pool_size=1)
     server = metrics.serve_worker_metrics(host, port, BatchStore(engine).pending_total)
 
+    parent = os.getpid()
+
     def in_child(**_: Any) -> None:
-        server.socket.close()
-        engine.dispose(close=False)
+        # The solo pool sends this signal in the main process itself: nothing to drop there.
+        if os.getpid() != parent:
+            server.socket.close()
+            engine.dispose(close=False)
 
     worker_process_init.connect(in_child, weak=False)
     log.info("worker metrics", url=f"http://{host}:{port}/metrics")
