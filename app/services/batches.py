@@ -324,9 +324,8 @@ def process_chunk(ctx: Context, batch_id: str, chunk: int) -> int:
     _compute(model, items)
     _append(ctx, principal, model, items)
     outcomes = [i.outcome for i in items if i.outcome is not None]
-    batches.finish_items(batch_id, outcomes)
-    for state in (SUCCEEDED, FAILED):
-        count = sum(o.state == state for o in outcomes)
+    # Counted as this call moved them: a chunk two workers ran at once is counted once.
+    for state, count in batches.finish_items(batch_id, outcomes).items():
         if count:
             metrics.BATCH_ITEMS.labels(model.name, state).inc(count)
     batches.complete_if_done(batch_id)
