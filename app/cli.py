@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -487,19 +489,45 @@ def _migrated(database_url: str | None) -> Repository:
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Worker processes (1: solo).")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics of every worker process on this port "
+            "(default RATIONALE_WORKER_METRICS_PORT; unset: none).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="Interface of the metrics port (default RATIONALE_WORKER_METRICS_HOST)."),
+    ] = None,
 ) -> None:
     """Run a Celery batch worker on RATIONALE_BROKER_URL, sharing the record store."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from app.jobs.celery_app import run_worker
-    from app.logging import configure
-
     settings = _settings()
     if not settings.broker_url:
         console.print("[red]RATIONALE_BROKER_URL: a worker needs a broker (e.g. redis://)[/red]")
         raise typer.Exit(2)
+    port = metrics_port if metrics_port is not None else settings.worker_metrics_port
+    metrics_dir = None
+    if port is not None:
+        # The pool's processes write their samples into a folder of this worker's own; the
+        # variable must be set before prometheus_client is imported (by app.jobs).
+        metrics_dir = tempfile.mkdtemp(prefix="rationale-worker-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    from app.jobs.celery_app import run_worker
+    from app.logging import configure
+
     configure(settings.log_json)
-    run_worker(settings, concurrency, loglevel)
+    try:
+        run_worker(
+            settings, concurrency, loglevel, port, metrics_host or settings.worker_metrics_host
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 ServiceUrl = Annotated[

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     """Seconds before a task taken by a worker that died (unacknowledged) is delivered
     again; longer than any one chunk takes."""
 
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port on which ``rationale worker`` serves its processes' Prometheus metrics (unset:
+    none); ``--metrics-port`` overrides it."""
+
+    worker_metrics_host: str = "127.0.0.1"
+    """Interface of the worker's metrics port (``0.0.0.0`` for a Prometheus on another host)."""
+
     explain_threads: int = Field(default=1, ge=1, le=64)
     """Threads per process that compute explanations off the event loop (the fast lane)."""
 

@@ -1,17 +1,21 @@
-"""Prometheus metrics (``GET /metrics``), summed across ``rationale serve`` worker processes.
+"""Prometheus metrics (``GET /metrics``), summed across ``rationale serve`` worker processes,
+and the metrics port of ``rationale worker`` (Celery), summed across its pool's processes.
 
 ``rationale serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before its workers
 start (``app.serving``); each worker then writes its samples to files there and
-a scrape of any worker reads them all. Without the variable (tests, a library caller) the
-process's own registry is served."""
+a scrape of any worker reads them all. ``rationale worker --metrics-port`` does the same
+with a folder of its own: its prefork children write there, and its main process serves
+their sums. Without the variable (tests, a library caller) the process's own registry is
+served."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,6 +26,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+log = structlog.get_logger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -75,33 +84,50 @@ def mark_worker_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-class _ScrapeTime(Collector):
-    """Figures read when scraped (the same in every process): batch queue depth."""
+class _Exposition(Collector):
+    """Every process's samples (the multiprocess folder's, else this process's registry),
+    then the figures read when scraped: the batch queue depth, the same from every process
+    (left out, with a warning, while the store cannot be read: the counters still scrape)."""
 
     def __init__(self, queue_depth: Callable[[], int]) -> None:
         self.queue_depth = queue_depth
 
     def collect(self) -> Iterable[Metric]:
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            yield from multiprocess.MultiProcessCollector(None).collect()
+        else:
+            yield from REGISTRY.collect()
+        try:
+            depth = self.queue_depth()
+        except Exception as exc:
+            log.warning("metrics: the batch queue depth cannot be read", error=str(exc))
+            return
         yield GaugeMetricFamily(
             "rationale_batch_queue_depth",
-            "Batch items waiting to be processed, over every batch.",
-            value=self.queue_depth(),
+            "Batch items waiting to be processed, over every batch (the same figure from "
+            "every process that reports it: aggregate it with max, not sum).",
+            value=depth,
         )
 
 
 def render(queue_depth: Callable[[], int]) -> tuple[bytes, str]:
     """The exposition text of every metric (all workers' when multiprocess) and its type."""
-    registry = CollectorRegistry()
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Exposition(queue_depth))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
-        multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    registry = CollectorRegistry()
-    registry.register(_ScrapeTime(queue_depth))
-    return body + generate_latest(registry), CONTENT_TYPE_LATEST
+
+def serve_worker_metrics(host: str, port: int, queue_depth: Callable[[], int]) -> WSGIServer:
+    """Serve ``render``'s exposition on host:port from a daemon thread of this process
+    (``/metrics``, or any path); the server, whose socket forked children should close."""
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Exposition(queue_depth))
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server
 
 
 def observe_explanations(

@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 _lock = threading.Lock()
 _context: Any = None
 _context_pid: int | None = None
+_preloaded_catalog: Any = None
+"""Models a prefork parent loaded before forking its pool (children share them)."""
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -58,10 +60,33 @@ def worker_context() -> Any:
             ctx = Context.create(Settings())
             if not migrate.is_current(ctx.engine):
                 raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
-            load_models(ctx)
+            if _preloaded_catalog is not None:
+                ctx.catalog = _preloaded_catalog
+            else:
+                load_models(ctx)
             ctx.ready = True
             _context, _context_pid = ctx, os.getpid()
         return _context
+
+
+def preload_models() -> None:
+    """Load and warm the models once in a prefork parent, before its pool forks: each child
+    then opens its own store and writer but shares these models, instead of importing and
+    loading them while it holds its first task (which could outlast the visibility timeout
+    and have the task delivered twice)."""
+    global _preloaded_catalog
+    from app.services.context import Context
+    from app.services.models import load_models
+    from app.store import migrate
+
+    ctx = Context.create(Settings())
+    try:
+        if not migrate.is_current(ctx.engine):
+            raise RuntimeError("the database schema is not migrated; run `rationale migrate`")
+        load_models(ctx)
+        _preloaded_catalog = ctx.catalog
+    finally:
+        ctx.close()
 
 
 def _batch_chunk(task: Task, batch_id: str, chunk: int) -> int:
@@ -90,11 +115,55 @@ class CeleryDispatcher:
         self.app.close()
 
 
-def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> None:
-    """Run a worker on the batch queue (``solo`` pool for one process, else ``prefork``)."""
+def serve_metrics(settings: Settings, host: str, port: int) -> None:
+    """Serve this worker's metrics on host:port from its main process: the sums over every
+    process of its pool (``PROMETHEUS_MULTIPROC_DIR`` must name the worker's own folder
+    before ``prometheus_client`` is imported) and the batch queue depth read from the store.
+    Pool children forked later close the inherited listening socket and drop the parent's
+    database connections."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before the worker starts")
+    from celery.signals import worker_process_init
+    from prometheus_client import values
+
+    if values.ValueClass is values.MutexValue:
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    from app import metrics
+    from app.store.batches import BatchStore
+    from app.store.db import make_engine
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    server = metrics.serve_worker_metrics(host, port, BatchStore(engine).pending_total)
+
+    parent = os.getpid()
+
+    def in_child(**_: Any) -> None:
+        # The solo pool sends this signal in the main process itself: nothing to drop there.
+        if os.getpid() != parent:
+            server.socket.close()
+            engine.dispose(close=False)
+
+    worker_process_init.connect(in_child, weak=False)
+    log.info("worker metrics", url=f"http://{host}:{port}/metrics")
+
+
+def run_worker(
+    settings: Settings,
+    concurrency: int,
+    loglevel: str = "INFO",
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
+    """Run a worker on the batch queue (``solo`` pool for one process, else ``prefork``),
+    serving its metrics on ``metrics_port`` when given."""
     app = make_celery(settings)
+    if metrics_port is not None:
+        serve_metrics(settings, metrics_host, metrics_port)
+    # Load the models before taking the first task (in the parent of a prefork pool).
     if concurrency == 1:
-        worker_context()  # load the models before taking the first task
+        worker_context()
+    else:
+        preload_models()
     argv = [
         "worker",
         f"--loglevel={loglevel}",

@@ -324,9 +324,8 @@ def process_chunk(ctx: Context, batch_id: str, chunk: int) -> int:
     _compute(model, items)
     _append(ctx, principal, model, items)
     outcomes = [i.outcome for i in items if i.outcome is not None]
-    batches.finish_items(batch_id, outcomes)
-    for state in (SUCCEEDED, FAILED):
-        count = sum(o.state == state for o in outcomes)
+    # Counted as this call moved them: a chunk two workers ran at once is counted once.
+    for state, count in batches.finish_items(batch_id, outcomes).items():
         if count:
             metrics.BATCH_ITEMS.labels(model.name, state).inc(count)
     batches.complete_if_done(batch_id)
@@ -344,17 +343,24 @@ def process_batch(ctx: Context, batch_id: str) -> int:
 # -- reading ------------------------------------------------------------------------------
 
 
-def _find(ctx: Context, batch_id: str) -> BatchRow:
+def may_read(principal: Principal, batch: BatchRow) -> bool:
+    """Whether a key may read a batch: the key that submitted it, or any admin key."""
+    return principal.role is Role.ADMIN or principal.key_id == batch.key_id
+
+
+def _find(ctx: Context, principal: Principal, batch_id: str) -> BatchRow:
+    """The batch, or 404 alike when there is none and when another key submitted it (its
+    existence is not confirmed to other keys)."""
     batch = store(ctx).get(batch_id)
-    if batch is None:
+    if batch is None or not may_read(principal, batch):
         raise NotFound("no batch with that id")
     return batch
 
 
-def batch_view(ctx: Context, batch_id: str) -> dict[str, Any]:
-    """A batch's status, counts and every failure's problem."""
+def batch_view(ctx: Context, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """A batch's status, counts and every failure's problem (its submitter or an admin)."""
     batches = store(ctx)
-    batch = _find(ctx, batch_id)
+    batch = _find(ctx, principal, batch_id)
     counts = batches.counts(batch_id)
     if batch.status == "failed":
         status = "failed"
@@ -398,7 +404,7 @@ async def batch_results(
     import asyncio
 
     def fetch() -> tuple[list[tuple[int, StoredRecord]], list[dict[str, Any]]]:
-        _find(ctx, batch_id)
+        _find(ctx, principal, batch_id)
         found = store(ctx).result_records(batch_id, after=after, limit=limit + 1)
         return found, render_explanations(ctx, [r for _, r in found[:limit]], principal)
 
@@ -422,7 +428,7 @@ async def export_results(
 
     from app.services.query import csv_header, csv_row
 
-    await asyncio.to_thread(_find, ctx, batch_id)
+    await asyncio.to_thread(_find, ctx, principal, batch_id)
     await log_access(
         ctx,
         principal,

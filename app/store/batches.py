@@ -105,10 +105,13 @@ class BatchStore:
                 .values(status="failed", problem=problem, finished_at=now_iso())
             )
 
-    def finish_items(self, batch_id: str, outcomes: Sequence[ItemOutcome]) -> None:
-        """Record item outcomes (first outcome wins) and clear their requests."""
+    def finish_items(self, batch_id: str, outcomes: Sequence[ItemOutcome]) -> dict[str, int]:
+        """Record item outcomes (first outcome wins) and clear their requests; how many
+        items this call moved out of ``pending``, by state (an item another process
+        finished first is not counted again)."""
+        moved = {SUCCEEDED: 0, FAILED: 0}
         if not outcomes:
-            return
+            return moved
         statement = (
             update(batch_items)
             .where(
@@ -124,19 +127,23 @@ class BatchStore:
                 request=None,
             )
         )
-        params = [
-            {
-                "b_batch": batch_id,
-                "b_position": o.position,
-                "b_state": o.state,
-                "b_status": o.status,
-                "b_record": o.record_id,
-                "b_problem": o.problem,
-            }
-            for o in outcomes
-        ]
         with self._writing() as conn:
-            conn.execute(statement, params)
+            for state in moved:
+                params = [
+                    {
+                        "b_batch": batch_id,
+                        "b_position": o.position,
+                        "b_state": o.state,
+                        "b_status": o.status,
+                        "b_record": o.record_id,
+                        "b_problem": o.problem,
+                    }
+                    for o in outcomes
+                    if o.state == state
+                ]
+                if params:
+                    moved[state] = conn.execute(statement, params).rowcount
+        return moved
 
     def complete_if_done(self, batch_id: str) -> bool:
         """Mark the batch ``done`` once no item is pending; whether it is done."""

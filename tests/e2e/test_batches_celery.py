@@ -3,7 +3,11 @@
 A batch of 2,000 credit-risk decisions goes through two ``rationale worker`` processes;
 one is killed with SIGKILL while it holds a chunk. The chunk it held is delivered again
 after the visibility timeout, the other worker finishes the batch, and the store holds
-exactly one record per decision, in a chain that verifies."""
+exactly one record per decision, in a chain that verifies.
+
+Before that, the same two workers (one solo, one prefork with two children) serve their
+metrics on ports of their own; a batch moves the counters of both, and the sums over the
+two scrapes are the batch's items."""
 
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import (
     API_KEYS,
@@ -31,6 +37,7 @@ from tests.helpers import (
     SECRET,
     Server,
     auth,
+    free_port,
     fresh_postgres_database,
     manifest,
 )
@@ -69,12 +76,16 @@ def credit_rows(count: int) -> list[dict[str, Any]]:
 
 
 class Worker:
-    """A real ``rationale worker`` process (solo pool: one process does the work)."""
+    """A real ``rationale worker`` process (solo pool for one process, else prefork),
+    serving its metrics on a port of its own."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, name: str, concurrency: int) -> None:
         self.log_path = workdir / f"worker-{name}.log"
+        self.metrics_port = free_port()
+        command = ["worker", "--concurrency", str(concurrency)]
+        command += ["--metrics-port", str(self.metrics_port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker", "--concurrency", "1"],
+            [sys.executable, "-m", "app.cli", *command],
             cwd=workdir,
             env=env,
             stdout=self.log_path.open("ab"),
@@ -130,7 +141,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             url, workdir, workers=1, **{k: v for k, v in env.items() if "RATIONALE" in k}
         )
         server.start(timeout=300)
-        workers = [Worker(env, workdir, name) for name in ("a", "b")]
+        workers = [Worker(env, workdir, "a", 1), Worker(env, workdir, "b", 2)]
         try:
             for worker in workers:
                 worker.wait_ready()
@@ -151,6 +162,101 @@ def batch_status(server: Server, batch_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(worker: Worker) -> Samples:
+    """Every sample a worker's metrics port serves."""
+    response = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=30)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
+
+
+def deltas(before: list[Samples], after: list[Samples], name: str, **labels: str) -> list[float]:
+    """How far a metric moved on each worker between two rounds of scrapes."""
+    return [
+        total(a, name, **labels) - total(b, name, **labels)
+        for b, a in zip(before, after, strict=True)
+    ]
+
+
+def test_worker_metrics_move_and_sum_across_both_workers(stack: dict[str, Any]) -> None:
+    # Runs before the kill below, on the same pair of workers.
+    server: Server = stack["server"]
+    workers: list[Worker] = stack["workers"]
+    assert all(w.process.poll() is None for w in workers)
+    before = [scrape(w) for w in workers]
+    count = 400  # 8 chunks of 50
+    items = [
+        {"decision_id": f"metrics-{i:05d}", "instance": row}
+        for i, row in enumerate(credit_rows(count))
+    ]
+    response = httpx.post(
+        f"{server.url}/v1/batches",
+        json={"model": "credit-risk", "items": items},
+        headers=auth("backend"),
+        timeout=120,
+    )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["id"]
+    deadline = time.monotonic() + 300
+    while (status := batch_status(server, batch_id))["status"] != "done":
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert (status["succeeded"], status["failed"]) == (count, 0)
+
+    # A chunk's counters move just after its items are marked processed: wait for them.
+    deadline = time.monotonic() + 30
+    while True:
+        after = [scrape(w) for w in workers]
+        done = deltas(
+            before, after, "rationale_batch_items_total", model="credit-risk", state="succeeded"
+        )
+        if sum(done) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    # Each worker's counters moved, and the two scrapes sum to the batch exactly.
+    assert sum(done) == count and all(d > 0 for d in done), done
+    assert deltas(before, after, "rationale_records_written_total", type="explanation") == done
+    assert deltas(before, after, "rationale_explanation_seconds_count", model="credit-risk") == done
+    methods = {
+        dict(labels)["method"]
+        for samples in after
+        for (name, labels) in samples
+        if name == "rationale_explanation_seconds_count"
+    }
+    assert methods and methods <= {"shap.tree", "shap.linear", "shap.exact", "shap.permutation"}
+    appends = deltas(before, after, "rationale_chain_append_seconds_count")
+    assert all(n >= 1 for n in appends) and sum(appends) >= 8, appends
+    for samples in after:
+        assert samples[("rationale_batch_queue_depth", ())] == 0
+
+    # The prefork worker's scrape is the sum of its children's files (its main process
+    # explains nothing itself): the counters' files are the children's alone.
+    children = psutil.Process(workers[1].process.pid).children()
+    held = [
+        Path(f.path)
+        for child in children
+        for f in child.open_files()
+        if Path(f.path).name.startswith("counter_")
+    ]
+    assert held, children
+    folder = held[0].parent
+    writers = {int(p.stem.rsplit("_", 1)[-1]) for p in folder.glob("counter_*.db")}
+    assert writers and writers <= {c.pid for c in children}, (writers, children)
 
 
 def test_batch_survives_a_worker_killed_mid_batch(stack: dict[str, Any]) -> None:

@@ -49,9 +49,12 @@ async def create_batch(
 
 
 @router.get("/batches/{batch_id}", response_model=BatchStatus, responses=ERRORS)
-async def get_batch(batch_id: BatchId, ctx: ContextDep, _: ExplainerDep) -> FastJSON:
-    """Status, counts of items succeeded, failed and pending, and each failure's problem."""
-    return FastJSON(await asyncio.to_thread(service.batch_view, ctx, batch_id))
+async def get_batch(batch_id: BatchId, ctx: ContextDep, principal: ExplainerDep) -> FastJSON:
+    """Status, counts of items succeeded, failed and pending, and each failure's problem.
+
+    A batch is read by the key that submitted it or by an admin key; any other key gets
+    404, as for a batch that does not exist."""
+    return FastJSON(await asyncio.to_thread(service.batch_view, ctx, principal, batch_id))
 
 
 @router.get("/batches/{batch_id}/results", response_model=BatchResults, responses=ERRORS)
@@ -62,7 +65,7 @@ async def list_batch_results(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FastJSON:
-    """The batch's records in item order, cursor-paginated."""
+    """The batch's records in item order, cursor-paginated (its submitter or an admin)."""
     scope = {"endpoint": "batch-results", "batch_id": batch_id}
     after = decode_cursor(ctx, cursor, scope) if cursor else -1
     views, last = await service.batch_results(ctx, principal, batch_id, after, limit)
@@ -84,7 +87,8 @@ async def export_batch_results(
     principal: ExplainerDep,
     format: Annotated[Literal["jsonl", "csv"], Query()] = "jsonl",
 ) -> StreamingResponse:
-    """The batch's records streamed as JSONL or CSV (the explanation export's columns)."""
+    """The batch's records streamed as JSONL or CSV (the explanation export's columns);
+    its submitter or an admin."""
     body = await service.export_results(ctx, principal, batch_id, format)
     return StreamingResponse(
         body,
