@@ -188,6 +188,8 @@ class Server:
             self._tmp = None
 
     def __enter__(self) -> Server:
+        if self.proc is not None:  # ``with Server().start() as s``: already running
+            return self
         try:
             return self.start()
         except BaseException:
