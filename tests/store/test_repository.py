@@ -337,3 +337,39 @@ def test_a_decision_id_lookup_probes_its_index(repo: Repository, connection: Con
             ).fetchall()
         )
         assert "USING INDEX uq_records_explanation_decision_id" in plan, plan
+
+
+def test_a_children_lookup_probes_the_target_index(
+    repo: Repository, connection: Connection
+) -> None:
+    """Audits look up each page's children (outcomes, reviews) by target id: that must probe
+    the target index, not scan every record of the type (quadratic over a large log)."""
+    fill(repo, 50)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "target_id IN" in statement:
+            statements.append((statement, params))
+
+    from sqlalchemy import event
+
+    event.listen(connection, "before_cursor_execute", capture)
+    try:
+        assert repo.children_of([f"none-{i}" for i in range(4)], "actual_outcome") == {}
+    finally:
+        event.remove(connection, "before_cursor_execute", capture)
+    assert len(statements) == 1
+    statement, params = statements[0]
+    if repo.is_postgres:
+        plan = " ".join(
+            row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, params).fetchall()
+        )
+        assert "Seq Scan" not in plan, plan
+    else:
+        plan = " ".join(
+            str(row[3])
+            for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, params
+            ).fetchall()
+        )
+        assert "USING INDEX ix_records_target_id" in plan, plan
