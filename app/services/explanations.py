@@ -269,12 +269,18 @@ def _new_subject(ctx: Context, digest: str) -> tuple[str, str, bytes, SubjectCla
     return digest, ref, data_key, NewSubject(digest, ref, ctx.keys.wrap_data_key(data_key, ref))
 
 
-def _existing(ctx: Context, stored: StoredRecord, fingerprint: str) -> ExplainResult:
-    if stored.subject_ref and ctx.repository.subject_by_ref(stored.subject_ref) is None:
+def _existing(ctx: Context, stored: StoredRecord, body: bytes) -> ExplainResult:
+    subject = ctx.repository.subject_by_ref(stored.subject_ref) if stored.subject_ref else None
+    if stored.subject_ref and subject is None:
         # Erased: the body cannot be compared any more; the erased record is the answer.
         (erased,) = render_page(ctx.repository, None, [stored])
         return ExplainResult(created=False, view=erased)
-    if stored.fingerprint != fingerprint:
+    # Keyed with the stored subject's own data key: the retry's draft may have been made for
+    # a subject proposed as new (this process did not keep the person's key).
+    data_key = (
+        ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref) if subject is not None else b""
+    )
+    if subject is None or stored.fingerprint != subject_fingerprint(data_key, body):
         raise Conflict(
             "decision_id already has an explanation record made from a different request body",
             extra={"record_id": stored.id},
@@ -318,7 +324,7 @@ async def explain_and_record(
         )
         (outcome,) = await ctx.writer.commit([(draft, claim)], ctx.settings.write_timeout_seconds)
         if outcome.existing is not None:
-            return await asyncio.to_thread(_existing, ctx, outcome.existing, fingerprint)
+            return await asyncio.to_thread(_existing, ctx, outcome.existing, body)
         if outcome.subject_taken is not None:
             taken = outcome.subject_taken
             ref, claim = taken.ref, KnownSubject(digest, taken.ref)

@@ -269,3 +269,24 @@ def test_a_returning_person_without_a_kept_key_keeps_their_reference(
         "/v1/explanations", params={"subject_id": person}, headers=auth("auditor")
     ).json()
     assert {item["id"] for item in both["items"]} >= {first["id"], second["id"]}
+
+
+@pytest.mark.parametrize("with_subject", [True, False])
+def test_an_identical_retry_is_recognised_without_a_kept_key(
+    client: TestClient, with_subject: bool
+) -> None:
+    """A retry that reaches a process which does not keep the person's key (another worker,
+    or an evicted entry) is still the same request: 200 with the stored record, not a 409."""
+    ctx = client.app.state.context  # type: ignore[attr-defined]
+    row = instances(MODEL, 1)[0]
+    body, first = explain(client, row, unique_id("retry") if with_subject else None)
+    ctx.subject_keys = type(ctx.subject_keys)()  # a fresh process's empty cache
+    again = client.post("/v1/explanations", json=body, headers=auth("backend"))
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first["id"]
+    changed = client.post(
+        "/v1/explanations",
+        json=body | {"instance": instances(MODEL, 2)[1]},
+        headers=auth("backend"),
+    )
+    assert changed.status_code == 409, changed.text
