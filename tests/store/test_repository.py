@@ -4,10 +4,11 @@ change or removal, idempotent appends, filtered queries and seq pagination."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
 from app.store.chain import GENESIS_HASH, Draft, canonical, digest, verify_rows
 from app.store.repository import NewSubject, RecordFilter, Repository, Subject
@@ -303,39 +304,47 @@ def test_children_and_access_records(repo: Repository) -> None:
     assert repo.verify()["ok"]
 
 
-def test_a_decision_id_lookup_probes_its_index(repo: Repository, connection: Connection) -> None:
-    """The lookup every append makes reads the decision-id index, never every explanation
-    record (SQLite's planner, given bound values, preferred the (type, seq) index: an append
-    cost grew with the log)."""
-    fill(repo, 300)
+def _plan_of_lookup(
+    repo: Repository, connection: Connection, needle: str, lookup: Callable[[], Any]
+) -> str:
+    """The query plan of the one statement ``lookup`` sends whose text holds ``needle``."""
     statements: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if "decision_id IN" in statement:
+        if needle in statement:
             statements.append((statement, params))
-
-    from sqlalchemy import event
 
     event.listen(connection, "before_cursor_execute", capture)
     try:
-        # several at once, as a group commit asks (one id alone is planned as an equality)
-        assert repo._by_decisions(connection, [f"none-{i}" for i in range(4)]) == {}
+        lookup()
     finally:
         event.remove(connection, "before_cursor_execute", capture)
     assert len(statements) == 1
     statement, params = statements[0]
     if repo.is_postgres:
-        plan = " ".join(
-            row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, params).fetchall()
-        )
+        rows = connection.exec_driver_sql("EXPLAIN " + statement, params).fetchall()
+        return " ".join(row[0] for row in rows)
+    rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+    return " ".join(str(row[3]) for row in rows)
+
+
+def test_a_decision_id_lookup_probes_its_index(repo: Repository, connection: Connection) -> None:
+    """The lookup every append makes reads the decision-id index, never every explanation
+    record (SQLite's planner, given bound values, preferred the (type, seq) index: an append
+    cost grew with the log)."""
+    fill(repo, 300)
+    # several at once, as a group commit asks (one id alone is planned as an equality)
+    found: dict[str, Any] = {}
+    plan = _plan_of_lookup(
+        repo,
+        connection,
+        "decision_id IN",
+        lambda: found.update(repo._by_decisions(connection, [f"none-{i}" for i in range(4)])),
+    )
+    assert found == {}
+    if repo.is_postgres:
         assert "Seq Scan" not in plan, plan
     else:
-        plan = " ".join(
-            str(row[3])
-            for row in connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, params
-            ).fetchall()
-        )
         assert "USING INDEX uq_records_explanation_decision_id" in plan, plan
 
 
@@ -345,31 +354,15 @@ def test_a_children_lookup_probes_the_target_index(
     """Audits look up each page's children (outcomes, reviews) by target id: that must probe
     the target index, not scan every record of the type (quadratic over a large log)."""
     fill(repo, 50)
-    statements: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if "target_id IN" in statement:
-            statements.append((statement, params))
-
-    from sqlalchemy import event
-
-    event.listen(connection, "before_cursor_execute", capture)
-    try:
-        assert repo.children_of([f"none-{i}" for i in range(4)], "actual_outcome") == {}
-    finally:
-        event.remove(connection, "before_cursor_execute", capture)
-    assert len(statements) == 1
-    statement, params = statements[0]
+    found: dict[str, Any] = {}
+    plan = _plan_of_lookup(
+        repo,
+        connection,
+        "target_id IN",
+        lambda: found.update(repo.children_of([f"none-{i}" for i in range(4)], "actual_outcome")),
+    )
+    assert found == {}
     if repo.is_postgres:
-        plan = " ".join(
-            row[0] for row in connection.exec_driver_sql("EXPLAIN " + statement, params).fetchall()
-        )
         assert "Seq Scan" not in plan, plan
     else:
-        plan = " ".join(
-            str(row[3])
-            for row in connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + statement, params
-            ).fetchall()
-        )
         assert "USING INDEX ix_records_target_id" in plan, plan
