@@ -87,7 +87,7 @@ def in_process(url: str, model: str, count: int) -> dict[str, Any]:
         batch = batches.create_batch(ctx, principal, {"model": model, "items": items})
         batches.process_batch(ctx, batch.id)
         seconds = time.perf_counter() - started
-        view = batches.batch_view(ctx, batch.id)
+        view = batches.batch_view(ctx, principal, batch.id)
         assert view["status"] == "done", view
         return {
             "model": model,
@@ -139,16 +139,15 @@ def celery(url: str, model: str, count: int, workers: int, folder: Path) -> dict
             time.sleep(0.2)
         items = _items(model, count, f"celery{workers}-{uuid.uuid4().hex[:8]}")
         dispatcher = CeleryDispatcher(ctx.settings)
+        principal = Principal("bench", Role.BACKEND)
         started = time.perf_counter()
-        batch = batches.create_batch(
-            ctx, Principal("bench", Role.BACKEND), {"model": model, "items": items}
-        )
+        batch = batches.create_batch(ctx, principal, {"model": model, "items": items})
         dispatcher.submit(batch.id, batch.chunks)
-        while batches.batch_view(ctx, batch.id)["status"] not in ("done", "failed"):
+        while batches.batch_view(ctx, principal, batch.id)["status"] not in ("done", "failed"):
             time.sleep(0.1)
         seconds = time.perf_counter() - started
         dispatcher.close()
-        view = batches.batch_view(ctx, batch.id)
+        view = batches.batch_view(ctx, principal, batch.id)
         return {
             "model": model,
             "workers": workers,
