@@ -29,14 +29,17 @@ $(UV):
 	@test -x $(PY) || "$(PYTHON)" -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set
+# (as on our CI machines) every start then compiled shap, scikit-learn and scipy again:
+# 7.2 s of import instead of 2.7 s, the most of a worker's start.
 $(RUNTIME_STAMP): requirements.lock pyproject.toml | $(UV)
-	$(UV) pip install --python $(PY) --require-hashes -r requirements.lock
+	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@rm -f $(DEV_STAMP)
 	@touch $@
 
 $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
-	$(UV) pip install --python $(PY) --require-hashes -r requirements-dev.lock
+	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements-dev.lock
 	@touch $@
 
 setup: $(RUNTIME_STAMP)
