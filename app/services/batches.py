@@ -359,8 +359,13 @@ def _find(ctx: Context, principal: Principal, batch_id: str) -> BatchRow:
 
 def batch_view(ctx: Context, principal: Principal, batch_id: str) -> dict[str, Any]:
     """A batch's status, counts and every failure's problem (its submitter or an admin)."""
+    return _view(ctx, _find(ctx, principal, batch_id))
+
+
+def _view(ctx: Context, batch: BatchRow) -> dict[str, Any]:
+    """The status document of a batch already found."""
     batches = store(ctx)
-    batch = _find(ctx, principal, batch_id)
+    batch_id = batch.id
     counts = batches.counts(batch_id)
     if batch.status == "failed":
         status = "failed"
@@ -394,6 +399,27 @@ def batch_view(ctx: Context, principal: Principal, batch_id: str) -> dict[str, A
         "problem": json.loads(batch.problem) if batch.problem else None,
         "failures": failures,
     }
+
+
+async def read_batch(ctx: Context, principal: Principal, batch_id: str) -> dict[str, Any]:
+    """``batch_view`` for an HTTP reader; an admin reading a batch another key submitted
+    leaves an access record (its failures name decision ids); the submitter's polling does not."""
+    import asyncio
+
+    def fetch() -> tuple[dict[str, Any], bool]:
+        batch = _find(ctx, principal, batch_id)
+        return _view(ctx, batch), batch.key_id != principal.key_id
+
+    view, foreign = await asyncio.to_thread(fetch)
+    if foreign:
+        await log_access(
+            ctx,
+            principal,
+            "GET /v1/batches/{id}",
+            [],
+            filters={"batch_id": batch_id},
+        )
+    return view
 
 
 async def batch_results(

@@ -116,7 +116,9 @@ def test_a_batch_is_read_by_its_key_and_admins_only(client: TestClient) -> None:
     assert client.get(cursor, headers=owner).status_code == 200
     not_found(client, cursor, bearer(OTHER_BACKEND))
 
-    # Admin keys read every batch, and each read of records appends its access record.
+    # Admin keys read every batch, and each read (the status too: its failures name
+    # decision ids) appends its access record (an admin's polling of its own batch does
+    # not: the next test).
     logged_before = access_log(client, KEYS["admin"])
     for path in reads(batch_id):
         assert client.get(path, headers=auth("admin")).status_code == 200, path
@@ -124,23 +126,29 @@ def test_a_batch_is_read_by_its_key_and_admins_only(client: TestClient) -> None:
     assert [r["id"] for r in admin_page.json()["items"]] == [r["id"] for r in page["items"]]
     new = access_log(client, KEYS["admin"])[len(logged_before) :]
     assert [e["endpoint"] for e in new] == [
+        "GET /v1/batches/{id}",
         "GET /v1/batches/{id}/results",
         "GET /v1/batches/{id}/results/export",
         "GET /v1/batches/{id}/results/export",
         "GET /v1/batches/{id}/results",
     ]
-    assert new[0]["records"] == [r["id"] for r in page["items"]]
-    assert [e["format"] for e in new[1:3]] == ["jsonl", "csv"]
-    assert new[1]["filters"] == {"batch_id": batch_id}
+    assert new[0]["records"] == [] and new[0]["filters"] == {"batch_id": batch_id}
+    assert new[1]["records"] == [r["id"] for r in page["items"]]
+    assert [e["format"] for e in new[2:4]] == ["jsonl", "csv"]
+    assert new[2]["filters"] == {"batch_id": batch_id}
 
 
 def test_an_admins_batch_is_hidden_from_backend_keys(client: TestClient) -> None:
+    polled_before = len(access_log(client, KEYS["admin"]))
     batch_id = submit(client, auth("admin"), count=2)
+    assert len(access_log(client, KEYS["admin"])) == polled_before  # its own status polls
     other_admin = bearer(OTHER_ADMIN)
     for path in reads(batch_id):
         assert client.get(path, headers=other_admin).status_code == 200, path
         not_found(client, path, auth("backend"))
         not_found(client, path, bearer(OTHER_BACKEND))
+    logged = access_log(client, OTHER_ADMIN)
+    assert [e["endpoint"] for e in logged].count("GET /v1/batches/{id}") == 1
     # The backend key's own batch is still its own beside it.
     mine = submit(client, bearer(OTHER_BACKEND), count=2)
     assert client.get(f"/v1/batches/{mine}", headers=bearer(OTHER_BACKEND)).status_code == 200
