@@ -7,7 +7,6 @@ import os
 import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -513,9 +512,11 @@ def worker(
     port = metrics_port if metrics_port is not None else settings.worker_metrics_port
     metrics_dir = None
     if port is not None:
+        from app import metrics_folder
+
         # The pool's processes write their samples into a folder of this worker's own; the
         # variable must be set before prometheus_client is imported (by app.jobs).
-        metrics_dir = tempfile.mkdtemp(prefix="rationale-worker-metrics-")
+        metrics_dir = metrics_folder.create("worker")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from app.jobs.celery_app import run_worker
     from app.logging import configure

@@ -21,7 +21,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -30,7 +29,7 @@ from types import FrameType
 import structlog
 import uvicorn
 
-from app import lifecycle
+from app import lifecycle, metrics_folder
 
 APP = "app.main:app_factory"
 PRELOAD = ["app.main", "skops.io", "uvicorn"]
@@ -91,12 +90,33 @@ def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with ``workers`` processes; returns when they have stopped."""
     # Metrics of every worker are summed from files in a fresh folder; the variable must be
     # set before prometheus_client is imported (app.metrics, by the app).
-    metrics_dir = tempfile.mkdtemp(prefix="rationale-metrics-")
+    metrics_dir = metrics_folder.create("serve")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # uvicorn re-raises the SIGTERM or SIGINT it stopped on once it has shut down; with the
+    # default action that ended the process before the folder was removed. It is raised
+    # here as an exception instead, and again as the signal once the folder is gone.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop_signal)
     try:
         _run(host, port, workers, _worker_died)
+    except _Stopped as stopped:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        signal.signal(stopped.signum, signal.SIG_DFL)
+        signal.raise_signal(stopped.signum)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Stopped(BaseException):
+    """A stop signal that uvicorn handed back after its shutdown."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_signal(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signum)
 
 
 def _worker_died(pid: int) -> None:
