@@ -33,8 +33,13 @@ from app.explain.base import column_owner
 from app.explain.model import TabularModel
 from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
-CHUNK_VALUES = 2**22
-"""Largest number of encoded cells built at once (bounds memory, not the result)."""
+CHUNK_VALUES = 2**19
+"""Largest number of encoded cells built at once (bounds memory; a constant, so a seed still
+fixes the result bit for bit; on the breast-cancer MLP and logistic families the values were
+also bit-identical for chunks of 2**15 to 2**22 cells). 2**19 cells (4 MiB) keeps the
+coalitions and the model's temporaries in reused memory: against 2**22, 9.4 vs 13.4 ms
+(logistic) and 21 vs 33 ms (MLP) CPU per 30-feature explanation; smaller chunks pay more
+per-call overhead."""
 
 
 class PermutationShap:
@@ -232,19 +237,31 @@ class PermutationShap:
         m, width = self.m, self.width
         pairs, size = blocks.shape
         background = self.model.background
-        column_position = position[:, :, self.owner]
+        # Positions in the smallest integer type: the coalition masks below are the largest
+        # temporary after the cells themselves, and comparing int8 is cheap.
+        small = np.min_scalar_type(m)
+        column_position = position[:, :, self.owner].astype(small)
+        steps = np.arange(1, m, dtype=small)
         per_call = max(1, CHUNK_VALUES // (2 * (m - 1) * size * width))
         out = np.empty((pairs, 2, m - 1))
-        steps = np.arange(1, m)
+        if size == 1:
+            # The explained row repeated once per coalition of a pair: one np.where with
+            # long contiguous rows builds a pair's 2·(m − 1) coalitions (the same values as
+            # the general branch, chosen element by element, never computed).
+            tiled_row = np.tile(row, 2 * (m - 1))
         for start in range(0, pairs, per_call):
             stop = min(pairs, start + per_call)
+            count = stop - start
             switched = column_position[start:stop, :, None, :] < steps[None, None, :, None]
-            # Contiguous from the start, so the reshape below is a view, not a copy.
-            cells = np.empty((stop - start, 2, m - 1, size, width), dtype=background.dtype)
-            cells[...] = background[blocks[start:stop]][:, None, None]
-            np.copyto(cells, row, where=switched[:, :, :, None, :])
+            if size == 1:
+                starts = np.tile(background[blocks[start:stop, 0]], (1, 2 * (m - 1)))
+                cells = np.where(switched.reshape(count, -1), tiled_row, starts)
+            else:
+                cells = np.where(
+                    switched[:, :, :, None, :], row, background[blocks[start:stop]][:, None, None]
+                )
             outputs = self.model.output(cells.reshape(-1, width), target)
-            out[start:stop] = outputs.reshape(stop - start, 2, m - 1, size).mean(axis=3)
+            out[start:stop] = outputs.reshape(count, 2, m - 1, size).mean(axis=3)
         return out
 
 
