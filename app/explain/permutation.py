@@ -28,6 +28,7 @@ import math
 from typing import ClassVar
 
 import numpy as np
+import sklearn
 
 from app.explain.base import column_owner
 from app.explain.model import TabularModel
@@ -260,7 +261,10 @@ class PermutationShap:
                 cells = np.where(
                     switched[:, :, :, None, :], row, background[blocks[start:stop]][:, None, None]
                 )
-            outputs = self.model.output(cells.reshape(-1, width), target)
+            with sklearn.config_context(assume_finite=True):
+                # Every cell is a value of the explained row or of the background, both
+                # checked finite through the model already (``_one``): skip the re-scan.
+                outputs = self.model.output(cells.reshape(-1, width), target)
             out[start:stop] = outputs.reshape(count, 2, m - 1, size).mean(axis=3)
         return out
 
