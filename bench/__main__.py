@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -592,7 +593,8 @@ def section_agnostic(run: Run) -> Section:
     r["families"] = agnostic.families(rows=1 if s.quick else 2)
     md += (
         "\n\n### Families with 30 features: error, time and evaluations\n\n"
-        f"{agnostic.families.__doc__}\n\n{agnostic.families_markdown(r['families'])}"
+        f"{inspect.cleandoc(agnostic.families.__doc__ or '')}\n\n"
+        f"{agnostic.families_markdown(r['families'])}"
     )
     return Section("agnostic", "Model-agnostic path: permutation vs KernelExplainer", md, r)
 
