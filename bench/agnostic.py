@@ -382,9 +382,10 @@ FAMILY_REFERENCE_PAIRS = 8192
 """Antithetic pairs of the reference's first part (seed 12345; rounded up to 8,200, 82 per
 background row: 8,200 · 2 · 29 ≈ 476,000 model evaluations on 30 features); further parts
 are drawn until it is 10× more precise than what it judges (``precise_reference``)."""
-FAMILY_REFERENCE_BUDGET_S = 120.0
+FAMILY_REFERENCE_BUDGET_S = 300.0
 """CPU seconds a family row's reference may take at most (then its ratio is reported as
-missed)."""
+missed). 120 s was short for one SVC row (ratio 0.115): its curve's tightest point judged
+has a 2.7 % error."""
 SVC_CURVE_BARS = (0.3, 0.2, 0.15, 0.1)
 SVC_CURVE_KERNEL = (500, 1000)
 
