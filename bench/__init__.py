@@ -1,10 +1,11 @@
 """Rationale's benchmark: ``python -m bench`` (or ``make bench``), see SPEC §9 and §10.10.
 
 One run on one machine measures the bare explainer call in-process, the model-agnostic
-path against naive KernelExplainer (error against a 20,000-sample reference), and the
-service over HTTP (1 and 2 workers, durable records) on the three demo models and a
-30-feature MLP pipeline built at bench time (bench/breast_cancer.py), and writes
-``bench/results.md``. The record-store section (1M records) is opt-in: ``--store``.
+path against naive KernelExplainer (error against a reference computed in the run, at least
+10× more precise than what it judges), and the service over HTTP (1 and 2 workers,
+durable records) on the three demo models and a 30-feature MLP pipeline built at bench time
+(bench/breast_cancer.py), and writes ``bench/results.md``. The record-store section (1M
+records) is opt-in: ``--store``.
 
 Sections are registered in ``bench.__main__.SECTIONS`` (name → function taking a ``Run``
 and returning a ``report.Section``); ``OPT_IN`` ones run only when asked for. To add one,
