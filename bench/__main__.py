@@ -1094,6 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(text)
         print(f"wrote {out}")
     if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(run.results, indent=2, default=str))
     return 0
 
