@@ -112,7 +112,8 @@ async def fairness_chart(
         )
     except RationaleError as exc:
         return Response(status_code=exc.status_code, headers=HEADERS)
-    return Response(fairness_png(figures), media_type="image/png", headers=HEADERS)
+    png = fairness_png(figures, gate[1].lang)
+    return Response(png, media_type="image/png", headers=HEADERS)
 
 
 @router.get("/audit/impact", response_class=HTMLResponse)
@@ -156,7 +157,7 @@ async def impact_chart(
         figures = await audits.impact(ctx, gate[0], scope, bucket, "GET /ui/audit/impact.png")
     except RationaleError as exc:
         return Response(status_code=exc.status_code, headers=HEADERS)
-    return Response(impact_png(figures), media_type="image/png", headers=HEADERS)
+    return Response(impact_png(figures, gate[1].lang), media_type="image/png", headers=HEADERS)
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)
