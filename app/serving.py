@@ -97,14 +97,16 @@ def run(host: str, port: int, workers: int) -> None:
     # here as an exception instead, and again as the signal once the folder is gone.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop_signal)
+    stopped_by = None
     try:
         _run(host, port, workers, _worker_died)
     except _Stopped as stopped:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        signal.signal(stopped.signum, signal.SIG_DFL)
-        signal.raise_signal(stopped.signum)
+        stopped_by = stopped.signum
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    if stopped_by is not None:
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
 
 
 class _Stopped(BaseException):

@@ -334,11 +334,10 @@ def _pairs_for(variances: np.ndarray, spread: np.ndarray, target: float) -> int:
     stop rule adds a round). Smoothing them towards the mean was tried: it over-predicts the
     rows that get few pairs and doubled the evaluations instead of halving them."""
     n = len(spread)
-    smoothed = variances
 
     def predicted(pairs: int) -> float:
         counts = 2 + _allocate(spread, pairs)  # the first round's 2 per row, plus this round's
-        return float(np.sqrt((smoothed / counts[:, None]).sum(axis=0)).max()) / n
+        return float(np.sqrt((variances / counts[:, None]).sum(axis=0)).max()) / n
 
     low, high = 2 * n, 4 * n
     while predicted(high) > target and high < 2**24:

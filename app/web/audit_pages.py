@@ -8,6 +8,7 @@ Content-Security-Policy admits images from the desk only), each an audited read 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -19,7 +20,6 @@ from app.errors import RationaleError
 from app.security.principals import Permission, Principal
 from app.services import audits, model_cards
 from app.services.context import Context
-from app.store.sessions import DeskSession
 from app.web.routes import HEADERS, _error, _gate, _page, texts
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -46,25 +46,52 @@ def _form(model: str, version: str, since: str, until: str, **extra: str) -> dic
     return {"model": model, "version": version, "since": since, "until": until, **extra}
 
 
+Figures = Callable[[Principal], Awaitable[dict[str, Any]]]
+"""An audit service call for the signed-in principal (it appends the read's access record)."""
+
+
 async def _report(
     request: Request,
     ctx: Context,
-    gate: tuple[Principal, DeskSession],
+    permission: Permission,
     template: str,
     form: dict[str, str],
-    compute: Any,
+    compute: Figures,
 ) -> Response:
+    """A report page: its form, and its figures once a model is chosen."""
+    gate = await _gate(ctx, request, permission)
+    if isinstance(gate, Response):
+        return gate
     principal, session = gate
     figures = None
     if form["model"]:
         try:
-            figures = await compute()
+            figures = await compute(principal)
         except RationaleError as exc:
             return _error(exc, principal, session, request)
     return _page(
         template, lang=session.lang, principal=principal, session=session, request=request,
         form=form, figures=figures, query=request.url.query, **_choices(ctx, form["model"]),
     )  # fmt: skip
+
+
+async def _chart(
+    request: Request,
+    ctx: Context,
+    permission: Permission,
+    compute: Figures,
+    draw: Callable[[dict[str, Any], str], bytes],
+) -> Response:
+    """A report's chart as PNG, in the reader's language (a bare status when refused)."""
+    gate = await _gate(ctx, request, permission)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
+    try:
+        figures = await compute(principal)
+    except RationaleError as exc:
+        return Response(status_code=exc.status_code, headers=HEADERS)
+    return Response(draw(figures, session.lang), media_type="image/png", headers=HEADERS)
 
 
 @router.get("/audit/fairness", response_class=HTMLResponse)
@@ -78,16 +105,13 @@ async def fairness_page(
     until: Text = "",
 ) -> Response:
     """The fairness report of a model version by a protected attribute, with its form."""
-    gate = await _gate(ctx, request, Permission.FAIRNESS)
-    if isinstance(gate, Response):
-        return gate
     form = _form(model, version, since, until, attribute=attribute)
     if model and not attribute:
         form["attribute"] = attribute = next(iter(_choices(ctx, model)["attributes"]), "")
     scope = _scope(model, version, since, until)
     return await _report(
-        request, ctx, gate, "audit_fairness.html.j2", form,
-        lambda: audits.fairness(ctx, gate[0], scope, attribute, "GET /ui/audit/fairness"),
+        request, ctx, Permission.FAIRNESS, "audit_fairness.html.j2", form,
+        lambda who: audits.fairness(ctx, who, scope, attribute, "GET /ui/audit/fairness"),
     )  # fmt: skip
 
 
@@ -102,18 +126,12 @@ async def fairness_chart(
     until: Text = "",
 ) -> Response:
     """The fairness report's chart (an audited read of its own)."""
-    gate = await _gate(ctx, request, Permission.FAIRNESS)
-    if isinstance(gate, Response):
-        return gate
     scope = _scope(model, version, since, until)
-    try:
-        figures = await audits.fairness(
-            ctx, gate[0], scope, attribute, "GET /ui/audit/fairness.png"
-        )
-    except RationaleError as exc:
-        return Response(status_code=exc.status_code, headers=HEADERS)
-    png = fairness_png(figures, gate[1].lang)
-    return Response(png, media_type="image/png", headers=HEADERS)
+    return await _chart(
+        request, ctx, Permission.FAIRNESS,
+        lambda who: audits.fairness(ctx, who, scope, attribute, "GET /ui/audit/fairness.png"),
+        fairness_png,
+    )  # fmt: skip
 
 
 @router.get("/audit/impact", response_class=HTMLResponse)
@@ -127,14 +145,11 @@ async def impact_page(
     bucket: Bucket = "day",
 ) -> Response:
     """The impact report of a model version over time, with its form."""
-    gate = await _gate(ctx, request, Permission.IMPACT)
-    if isinstance(gate, Response):
-        return gate
     form = _form(model, version, since, until, bucket=bucket)
     scope = _scope(model, version, since, until)
     return await _report(
-        request, ctx, gate, "audit_impact.html.j2", form,
-        lambda: audits.impact(ctx, gate[0], scope, bucket, "GET /ui/audit/impact"),
+        request, ctx, Permission.IMPACT, "audit_impact.html.j2", form,
+        lambda who: audits.impact(ctx, who, scope, bucket, "GET /ui/audit/impact"),
     )  # fmt: skip
 
 
@@ -149,15 +164,12 @@ async def impact_chart(
     bucket: Bucket = "day",
 ) -> Response:
     """The impact report's chart (an audited read of its own)."""
-    gate = await _gate(ctx, request, Permission.IMPACT)
-    if isinstance(gate, Response):
-        return gate
     scope = _scope(model, version, since, until)
-    try:
-        figures = await audits.impact(ctx, gate[0], scope, bucket, "GET /ui/audit/impact.png")
-    except RationaleError as exc:
-        return Response(status_code=exc.status_code, headers=HEADERS)
-    return Response(impact_png(figures, gate[1].lang), media_type="image/png", headers=HEADERS)
+    return await _chart(
+        request, ctx, Permission.IMPACT,
+        lambda who: audits.impact(ctx, who, scope, bucket, "GET /ui/audit/impact.png"),
+        impact_png,
+    )  # fmt: skip
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)
