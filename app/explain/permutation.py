@@ -39,6 +39,7 @@ import numpy as np
 import sklearn
 
 from app.explain.base import column_owner
+from app.explain.incremental import FirstLayer
 from app.explain.model import TabularModel
 from app.explain.types import ExplainerUnavailable, Explanation, Target, Thresholds
 
@@ -89,6 +90,7 @@ class PermutationShap:
         background_per_permutation: int | None = None,
         max_permutations: int | None = None,
         thresholds: Thresholds | None = None,
+        incremental: bool = True,
     ) -> None:
         self.model = model
         self.permutations = permutations or self.default_permutations
@@ -108,6 +110,9 @@ class PermutationShap:
         self.m = len(model.groups)
         n = len(background)
         self.stratified = 2 <= n <= self.stratify_max_background
+        self.first_layer = FirstLayer.build(model) if incremental else None
+        """Where the model's first layer is affine (and proven so): coalition outputs from
+        running sums of per-feature steps, without building the coalitions' cells."""
         if self.stratified:
             self.per_permutation = 1
             self.permutations = n * max(2, math.ceil(self.permutations / n))
@@ -136,8 +141,8 @@ class PermutationShap:
         bar = math.inf
         allocation: np.ndarray | None = None
         first_round = 0
+        counts: np.ndarray | None = None
         while True:
-            counts = None if allocation is None else _allocate(allocation, pairs)
             pair_phi, pair_weight, pair_row = self._round(
                 row, f_row, f_background, rng, target, pairs, counts
             )
@@ -175,9 +180,26 @@ class PermutationShap:
                 # variance that allocation predicts, not from 1/pairs.
                 wanted = _pairs_for(variances, allocation, bar / math.sqrt(self.growth_margin))
             pairs = int(min(max(wanted, self.permutations), self.max_permutations - done))
-            if self.stratified:
-                n = len(background)
-                pairs = n * max(2, math.ceil(pairs / n))
+            if not self.stratified or allocation is None:
+                continue
+            n = len(background)
+            if rounds == 1:
+                counts = _allocate(allocation, n * max(2, math.ceil(pairs / n)))
+            else:
+                # Every row has ≥ 2 later pairs, so its spread is known from them: add only
+                # the pairs the prediction asks for, shared out by the same allocation (no
+                # longer ≥ 2 per row: a short round costs what it buys).
+                rows = np.concatenate(strata)
+                share = allocation / allocation.sum()
+                more = _more_pairs(
+                    _within(np.concatenate(estimates)[first_round:], rows[first_round:], n),
+                    np.bincount(rows, minlength=n),
+                    share,
+                    bar / math.sqrt(self.growth_margin),
+                )
+                counts = _spread(min(more, self.max_permutations - done), share, rng)
+                if counts.sum() == 0:
+                    counts[int(np.argmax(share))] = 1
         return Explanation(
             method=self.name,
             base_value=float(np.mean(f_background)),
@@ -194,6 +216,7 @@ class PermutationShap:
                 "background_per_permutation": self.per_permutation,
                 "background_rows": len(background),
                 "stratified_by_background_row": self.stratified,
+                "coalitions": "first-layer steps" if self.first_layer else "rows",
                 "seed": target.seed,
             },
         )
@@ -227,18 +250,17 @@ class PermutationShap:
         sizes = np.full(pairs, draws // pairs)
         sizes[: draws % pairs] += 1
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        orders = np.argsort(rng.random((pairs, m)), axis=1, kind="stable")
-        chains = np.empty((pairs, 2, m), dtype=np.intp)
-        chains[:, 0] = orders
-        chains[:, 1] = orders[:, ::-1]
-        position = np.empty_like(chains)
-        np.put_along_axis(position, chains, np.arange(m), axis=2)
+        # Each pair: a random order of the features (the first chain) and its reverse.
+        orders = rng.permuted(np.tile(np.arange(m, dtype=np.intp), (pairs, 1)), axis=1)
+        position = np.empty_like(orders)
+        np.put_along_axis(position, orders, np.arange(m), axis=1)
+        steps = self.first_layer.steps(row) if self.first_layer and m > 1 else None
         pair_phi = np.empty((pairs, m))
         for size in np.unique(sizes):
             chosen = np.flatnonzero(sizes == size)
             blocks = sequence[starts[chosen, None] + np.arange(size)[None, :]]
             pair_phi[chosen] = self._pairs(
-                row, f_row, f_background, blocks, position[chosen], target
+                row, f_row, f_background, blocks, orders[chosen], position[chosen], target, steps
             )
         return pair_phi, sizes.astype(np.float64), sequence[starts]
 
@@ -248,21 +270,33 @@ class PermutationShap:
         f_row: float,
         f_background: np.ndarray,
         blocks: np.ndarray,
+        orders: np.ndarray,
         position: np.ndarray,
         target: Target,
+        steps: np.ndarray | None,
     ) -> np.ndarray:
-        """Estimates of pairs whose background blocks all have the same size."""
+        """Estimates of pairs whose background blocks all have the same size: each feature's
+        mean credit over the pair's two chains (``orders`` and its reverse; ``position`` is
+        each feature's place in ``orders``). ``steps``: the first-layer steps of ``row``,
+        where the model has a proven first layer."""
         m = self.m
         pairs = len(blocks)
         start_value = f_background[blocks].mean(axis=1)
         values = np.empty((pairs, 2, m + 1))
         values[:, :, 0] = start_value[:, None]
         values[:, :, m] = f_row
-        if m > 1:
+        if m > 1 and self.first_layer is not None and steps is not None:
+            layer = self.first_layer
+            interior = [layer.chains(steps, on_row, orders, target) for on_row in blocks.T]
+            values[:, :, 1:m] = interior[0] if len(interior) == 1 else np.mean(interior, axis=0)
+        elif m > 1:
             values[:, :, 1:m] = self._interior(row, blocks, position, target)
-        steps = np.diff(values, axis=2)
-        credit = np.take_along_axis(steps, position, axis=2)
-        result: np.ndarray = credit.mean(axis=1)
+        change = np.diff(values, axis=2)
+        # The k-th step of the first chain switches orders[k]; the k-th from the end of the
+        # second chain switches the same feature.
+        paired = (change[:, 0] + change[:, 1, ::-1]) / 2
+        flat = position + (np.arange(pairs) * m)[:, None]
+        result: np.ndarray = np.take(paired, flat)
         return result
 
     def _interior(
@@ -275,7 +309,8 @@ class PermutationShap:
         # Positions in the smallest integer type: the coalition masks below are the largest
         # temporary after the cells themselves, and comparing int8 is cheap.
         small = np.min_scalar_type(m)
-        column_position = position[:, :, self.owner].astype(small)
+        both = np.stack([position, m - 1 - position], axis=1)  # in the first chain, the second
+        column_position = both[:, :, self.owner].astype(small)
         steps = np.arange(1, m, dtype=small)
         per_call = max(1, CHUNK_VALUES // (2 * (m - 1) * size * width))
         out = np.empty((pairs, 2, m - 1))
@@ -349,6 +384,35 @@ def _pairs_for(variances: np.ndarray, spread: np.ndarray, target: float) -> int:
         else:
             high = middle
     return high
+
+
+def _more_pairs(spread: np.ndarray, counts: np.ndarray, share: np.ndarray, target: float) -> int:
+    """Fewest pairs x, shared out as x · share over the rows, after which every feature's
+    predicted stratified standard error √(Σ_z spread_z² / (counts_z + x·share_z)) / n is
+    ≤ ``target`` (bisection; ``spread`` holds the rows' variances per feature)."""
+    n = len(counts)
+
+    def predicted(x: float) -> float:
+        return float(np.sqrt((spread / (counts + x * share)[:, None]).sum(axis=0)).max()) / n
+
+    low, high = 0.0, float(n)
+    while predicted(high) > target and high < 2**24:
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) / 2
+        if predicted(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return math.ceil(high)
+
+
+def _spread(total: float, share: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Whole counts per row summing to about ``total``, each within 1 of total · share_z
+    (systematic rounding from a seeded offset, so each row's expected count is exact)."""
+    edges = np.floor(np.concatenate([[0.0], np.cumsum(total * share)]) + rng.random())
+    counts: np.ndarray = np.diff(edges).astype(np.intp)
+    return counts
 
 
 def _within(estimates: np.ndarray, rows: np.ndarray, strata: int) -> np.ndarray:
