@@ -110,10 +110,11 @@ class FirstLayer:
             activation = "identity"
             weights = coef.T
             bias = np.broadcast_to(np.asarray(linear.intercept_, dtype=np.float64), len(coef))
-            # The decision function of this copy is its input, bit for bit.
+            # This copy's decision function is its input (the decision values the kernel
+            # wrote), so its predict_proba is scikit-learn's own map from decision values
+            # to probabilities (expit, OvR normalisation or softmax), nothing re-implemented.
             tail = copy.copy(linear)
-            tail.coef_ = np.eye(len(coef))
-            tail.intercept_ = np.zeros(len(coef))
+            tail.decision_function = _Decisions(len(coef))
             tail.n_features_in_ = len(coef)
         else:
             return None
@@ -195,6 +196,17 @@ class FirstLayer:
             if np.any(np.abs(fast - direct) > AGREEMENT * np.maximum(1.0, np.abs(direct))):
                 return False
         return True
+
+
+class _Decisions:
+    """A linear classifier's decision function for a copy fed its decision values: returns
+    them as ``decision_function`` would (one column per class, or a vector for 2 classes)."""
+
+    def __init__(self, columns: int) -> None:
+        self.columns = columns
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return values.ravel() if self.columns == 1 else values
 
 
 @njit(cache=True, nogil=True)
