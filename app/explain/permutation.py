@@ -13,12 +13,14 @@ equal weight: the between-row part of the variance cancels exactly in
 the estimate, and the standard error is the stratified one, from the spread of the pairs
 that share a background row (on the 30-feature breast-cancer families that part was 18-56 %
 of the pair variance, which the unstratified error counted, asking 1.2-2.3× too many
-evaluations). After the first round (2 pairs per row), later pairs are shared out among
-the rows in proportion to each row's observed spread (Neyman allocation; 2 more per row at
-least), every row still weighing 1/n, and the next round is sized from the variance that
-allocation predicts. The rows' spreads in the standard error then come from the later pairs
-only (their number was set from the first round's pairs, whose spread is no longer an
-unbiased estimate). On the 30-feature breast-cancer families this halved the evaluations
+evaluations). After the pilot (a first round of 2 pairs per row, and a second uniform one
+when the first predicts more than ``pilot_extension`` pairs per row still to come: on
+models with very unequal rows a 2-pair pilot left the allocation, and the evaluations, to
+chance), later pairs are shared out among the rows in proportion to each row's observed
+spread (Neyman allocation; 2 more per row at least), every row still weighing 1/n, and the
+next round is sized from the variance that allocation predicts. The rows' spreads in the
+standard error then come from the later pairs only (their number was set from the pilot's
+pairs, whose spread is no longer an unbiased estimate). On the 30-feature breast-cancer families this halved the evaluations
 at the default bar (MLP 75.5k → 39k, GaussianNB 232k → 109k, logistic 46.5k → 33.5k on one
 row), the standard error staying honest (tests/explain/test_sampling_honesty.py).
 With a larger background, pairs average blocks of rows and their estimates,
@@ -27,8 +29,8 @@ the explanation's own scale: every feature's standard error ≤
 ``sampling_standard_error`` · mean |φ|, with an absolute floor
 (``Thresholds.standard_error_bar``); after a first round, the next round is
 sized from the observed error (error ∝ 1/√pairs) so that one or two rounds usually meet
-the bar; a stratified round after the second adds only the pairs the prediction asks for
-(every row already has the ≥ 2 later pairs its spread needs). All coalitions of a round go
+the bar; a stratified round after the allocated one adds only the pairs the prediction
+asks for (every row already has the ≥ 2 later pairs its spread needs). All coalitions of a round go
 to the model in a few vectorised calls — or, where the model's first layer is affine and
 proven so (``FirstLayer``: scikit-learn MLPs, logistic classifiers), its coalition outputs
 come from that layer updated one feature at a time along each chain, the same values to
