@@ -21,8 +21,9 @@ spread (Neyman allocation; 2 more per row at least), every row still weighing 1/
 next round is sized from the variance that allocation predicts. The rows' spreads in the
 standard error then come from the later pairs only (their number was set from the pilot's
 pairs, whose spread is no longer an unbiased estimate). On the 30-feature breast-cancer
-families this halved the evaluations at the default bar (MLP 75.5k → 39k, GaussianNB 232k → 109k, logistic 46.5k → 33.5k on one
-row), the standard error staying honest (tests/explain/test_sampling_honesty.py).
+families this halved the evaluations at the default bar (MLP 75.5k → 39k, GaussianNB
+232k → 109k, logistic 46.5k → 33.5k on one row), the standard error staying honest
+(tests/explain/test_sampling_honesty.py).
 With a larger background, pairs average blocks of rows and their estimates,
 treated as independent, give a conservative standard error. The stop rule is relative to
 the explanation's own scale: every feature's standard error ≤
