@@ -534,8 +534,10 @@ def section_agnostic(run: Run) -> Section:
             ],
         )
         + f"\n\nOurs, as reported by the engine: {ours['refused']} of {ours['n']} rows refused "
-        f"(fidelity bar), rounds {ours['rounds']}, {ours['mean_evaluations']:,.0f} model "
-        "evaluations per row on average, standard error "
+        f"(fidelity bar), rounds {ours['rounds']}, {ours['mean_evaluations']:,.0f} coalition "
+        f"outputs per row on average (from {', '.join(ours['coalitions'])}: 'rows' are model "
+        "calls on built coalitions, 'first-layer steps' the model's first layer updated one "
+        "feature at a time, app/explain/incremental.py), standard error "
         f"median {_num(ours['median_standard_error'])}, max {_num(ours['max_standard_error'])} "
         "(bar: every feature's ≤ 0.15 · mean |φ|, floor 1e-4 · max(1, |output|)); additivity "
         f"residual max {_num(ours['max_additivity_residual'])}. Naive Kernel's attributions had "
