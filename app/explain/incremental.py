@@ -69,8 +69,7 @@ class FirstLayer:
         self.tail = tail
         """A copy of the estimator that reads what the kernel writes."""
         owner = column_owner(model.groups, model.background.shape[1])
-        self.order = np.argsort(owner, kind="stable")
-        self.starts = np.flatnonzero(np.r_[True, np.diff(owner[self.order]) != 0])
+        self.groups = model.groups
         self.singletons = bool(np.array_equal(owner, np.arange(len(owner))))
         self.start = np.ascontiguousarray(model.background @ weights + bias)
         """Each background row's own first-layer values."""
@@ -123,17 +122,22 @@ class FirstLayer:
         layer = cls(model, np.ascontiguousarray(weights), bias, activation, output, tail)
         try:
             return layer if layer._proven() else None
-        except (ValueError, TypeError, AttributeError):
+        except Exception:  # whatever fails, the shortcut is not proven: the general path
             return None
 
     def steps(self, row: np.ndarray) -> np.ndarray:
         """Background rows × raw features × units: each feature's change of the first layer
         when it switches from the background row's values to ``row``'s."""
-        change = (row[None, :] - self.model.background)[:, :, None] * self.weights[None, :, :]
+        difference = row[None, :] - self.model.background
         if self.singletons:
+            change: np.ndarray = difference[:, :, None] * self.weights[None, :, :]
             return change
-        result: np.ndarray = np.add.reduceat(change[:, self.order], self.starts, axis=1)
-        return np.ascontiguousarray(result)
+        # One product per raw feature over its own columns: n × width × units work in all,
+        # never an n × width × units array (wide one-hot encodings).
+        steps = np.empty((len(difference), len(self.groups), self.weights.shape[1]))
+        for feature, columns in enumerate(self.groups):
+            steps[:, feature] = difference[:, columns] @ self.weights[columns]
+        return steps
 
     def chains(
         self, steps: np.ndarray, on_row: np.ndarray, orders: np.ndarray, target: Target

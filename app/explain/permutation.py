@@ -321,7 +321,8 @@ class PermutationShap:
         # Positions in the smallest integer type: the coalition masks below are the largest
         # temporary after the cells themselves, and comparing int8 is cheap.
         small = np.min_scalar_type(m)
-        both = np.stack([position, m - 1 - position], axis=1)  # in the first chain, the second
+        # each feature's place in the first chain, and in the second (its reverse)
+        both = np.stack([position, m - 1 - position], axis=1)
         column_position = both[:, :, self.owner].astype(small)
         steps = np.arange(1, m, dtype=small)
         per_call = max(1, CHUNK_VALUES // (2 * (m - 1) * size * width))
