@@ -43,6 +43,7 @@ ACTIVATION_CODES = {"identity": 0, "relu": 1, "tanh": 2, "logistic": 3}
 """scikit-learn's hidden activations, as the kernel names them."""
 
 LOGISTIC: tuple[type, ...] = (LogisticRegression, LogisticRegressionCV, SGDClassifier)
+KNOWN = frozenset({MLPClassifier, MLPRegressor, *LOGISTIC})
 
 
 class FirstLayer:
@@ -81,7 +82,9 @@ class FirstLayer:
         """The incremental evaluator of ``model``, or None where it does not apply or its
         outputs differ from the model's on the proof's coalitions."""
         estimator: Any = model.estimator
-        if not model.decomposed or len(model.groups) < 2:
+        # scikit-learn's own classes only: a subclass may change what its layers compute
+        # in ways the proof's background rows do not show (clipping to a range, say).
+        if not model.decomposed or len(model.groups) < 2 or type(estimator) not in KNOWN:
             return None
         output: tuple[np.ndarray, np.ndarray] | None = None
         if isinstance(estimator, MLPClassifier | MLPRegressor):

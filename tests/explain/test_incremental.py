@@ -154,21 +154,30 @@ def test_the_estimate_is_unchanged_but_for_rounding(family: Case) -> None:
 
 
 class SquaringMLP(MLPClassifier):
-    """An MLP that squares its inputs before its layers: still an MLPClassifier, but its
-    first layer does not read the encoded columns as they are."""
+    """An MLP that squares its inputs before its layers: an MLPClassifier by inheritance,
+    but its first layer does not read the encoded columns as they are."""
 
     def predict_proba(self, X: Any) -> np.ndarray:
         result: np.ndarray = super().predict_proba(np.square(X))
         return result
 
 
-def test_a_model_where_the_steps_do_not_hold_takes_the_general_path() -> None:
+def test_a_subclass_takes_the_general_path() -> None:
     squaring = _fit("cancer", _scaled(SquaringMLP((8,), max_iter=300, random_state=0)))
     assert FirstLayer.build(squaring.model) is None
     estimator = PermutationShap(squaring.model, permutations=16)
     (explanation,) = estimator.explain(squaring.encoded(1), Target("probability", 1, 0))
     assert explanation.parameters["coalitions"] == "rows"
     assert abs(explanation.additivity_residual) <= 1e-12
+
+
+def test_the_proof_refuses_steps_that_are_not_the_models(family: Case) -> None:
+    """The build's check itself: the same evaluator with its weights off by one part in a
+    million no longer agrees with the model, and is refused."""
+    layer = FirstLayer.build(family.model)
+    assert layer is not None and layer._proven()
+    layer.weights = layer.weights * (1 + 1e-6)
+    assert not layer._proven()
 
 
 def test_other_families_are_not_offered_steps() -> None:
