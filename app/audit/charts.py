@@ -4,21 +4,17 @@ labels are in ``lang/<code>.yaml``, drawn with that language's fonts."""
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import yaml
 from matplotlib.figure import Figure
 
-from app.reports.fonts import families
+from app.reports.fonts import drawing
 
 LANG_DIR = Path(__file__).resolve().parent / "lang"
-_lock = threading.Lock()
-"""matplotlib's rc settings are process-wide: one chart at a time sets its fonts."""
 
 INK = "#1a1a1a"
 GREY = "#8c8c8c"
@@ -40,7 +36,7 @@ Draw = Callable[[dict[str, Any], str], Figure]
 def _png(draw: Draw, figures: dict[str, Any], lang: str) -> bytes:
     """A chart drawn and saved under its language's fonts (texts take them when made)."""
     buffer = io.BytesIO()
-    with _lock, matplotlib.rc_context({"font.family": families(lang)}):
+    with drawing(lang):
         figure = draw(figures, lang)
         figure.tight_layout()
         figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")

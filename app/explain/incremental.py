@@ -219,7 +219,7 @@ class _Decisions:
 @njit(cache=True, nogil=True)
 def _activate(value: float, code: int) -> float:
     if code == 1:
-        return value if value > 0.0 else 0.0
+        return 0.0 if value < 0.0 else value  # a NaN stays NaN, as in np.maximum
     if code == 2:
         return math.tanh(value)
     if code == 3:
@@ -264,7 +264,8 @@ def _chain_values(
                     # ReLU into one output, in one pass (2× faster than the general loop).
                     total = output_bias[0]
                     for u in range(units):
-                        total += max(layer[u], 0.0) * output_weights[u, 0]
+                        unit = layer[u]
+                        total += (0.0 if unit < 0.0 else unit) * output_weights[u, 0]
                     values[p, c, k, 0] = total
                 else:
                     for u in range(units):

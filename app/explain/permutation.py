@@ -297,11 +297,13 @@ class PermutationShap:
         values = np.empty((pairs, 2, m + 1))
         values[:, :, 0] = start_value[:, None]
         values[:, :, m] = f_row
-        if m > 1 and self.first_layer is not None and steps is not None:
+        if m > 1 and steps is not None and self.first_layer is not None:
             layer = self.first_layer
             interior = [layer.chains(steps, on_row, orders, target) for on_row in blocks.T]
             values[:, :, 1:m] = interior[0] if len(interior) == 1 else np.mean(interior, axis=0)
-        elif m > 1:
+        if m > 1 and (steps is None or not np.isfinite(values[:, :, 1:m]).all()):
+            # No proven first layer, or a running sum that overflowed (say +inf and −inf
+            # from two extreme features) where the model's own product may not: the rows.
             values[:, :, 1:m] = self._interior(row, blocks, position, target)
         change = np.diff(values, axis=2)
         # The k-th step of the first chain switches orders[k]; the k-th from the end of the

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +17,12 @@ matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from app.reports.fonts import families
+from app.reports.fonts import drawing
 from app.reports.reasons import toward_favourable
 from app.reports.wording import Phrases
 
 TOP = 8
 """Details drawn one by one; the rest are summed into one bar."""
-_lock = threading.Lock()
-"""matplotlib's rc settings are process-wide: one chart at a time sets its fonts."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def steps(view: dict[str, Any], phrases: Phrases, top: int = TOP) -> tuple[list[
 def waterfall_png(view: dict[str, Any], phrases: Phrases, top: int = TOP) -> bytes:
     """The chart as PNG bytes."""
     bars, title = steps(view, phrases, top)
-    with _lock, matplotlib.rc_context({"font.family": families(phrases.lang.code)}):
+    with drawing(phrases.lang.code):
         figure = Figure(figsize=(8.0, 0.5 * len(bars) + 1.4), dpi=110)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()

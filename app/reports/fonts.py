@@ -4,6 +4,8 @@ text, IPAex Gothic (ships with matplotlib-fontja) for Japanese. Used by charts a
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +14,8 @@ from matplotlib_fontja import get_font_ttf_path
 
 _lock = threading.Lock()
 _registered = False
+_drawing = threading.Lock()
+"""matplotlib's rc settings are process-wide: one chart at a time draws under its fonts."""
 
 JAPANESE_FAMILY = "IPAexGothic"
 LATIN_FAMILY = "DejaVu Sans"
@@ -34,6 +38,14 @@ def families(lang: str) -> list[str]:
     if lang == "ja":
         return [JAPANESE_FAMILY, LATIN_FAMILY]
     return [LATIN_FAMILY, JAPANESE_FAMILY]
+
+
+@contextmanager
+def drawing(lang: str) -> Iterator[None]:
+    """Draw one chart under ``lang``'s fonts; every chart of the process takes turns here
+    (texts take the rc fonts when made, so two charts must not set them at once)."""
+    with _drawing, matplotlib.rc_context({"font.family": families(lang)}):
+        yield
 
 
 def register() -> None:

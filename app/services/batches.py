@@ -9,6 +9,7 @@ decision id with the same fingerprint: nothing is lost, nothing is written twice
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -404,7 +405,6 @@ def _view(ctx: Context, batch: BatchRow) -> dict[str, Any]:
 async def read_batch(ctx: Context, principal: Principal, batch_id: str) -> dict[str, Any]:
     """``batch_view`` for an HTTP reader; an admin reading a batch another key submitted
     leaves an access record (its failures name decision ids); the submitter's polling does not."""
-    import asyncio
 
     def fetch() -> tuple[dict[str, Any], bool]:
         batch = _find(ctx, principal, batch_id)
@@ -427,7 +427,6 @@ async def batch_results(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """A page of the batch's records in item order (as the principal may see them) and
     the last position on it when more may follow; the read is access-logged."""
-    import asyncio
 
     def fetch() -> tuple[list[tuple[int, StoredRecord]], list[dict[str, Any]]]:
         _find(ctx, principal, batch_id)
@@ -450,8 +449,6 @@ async def export_results(
     ctx: Context, principal: Principal, batch_id: str, fmt: str
 ) -> Iterator[bytes]:
     """Log the export, then stream the batch's records as JSONL or CSV."""
-    import asyncio
-
     from app.services.query import csv_header, csv_row
 
     await asyncio.to_thread(_find, ctx, principal, batch_id)

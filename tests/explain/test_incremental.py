@@ -183,3 +183,20 @@ def test_the_proof_refuses_steps_that_are_not_the_models(family: Case) -> None:
 def test_other_families_are_not_offered_steps() -> None:
     svc = _fit("cancer", _scaled(SVC(probability=True, random_state=0)))
     assert FirstLayer.build(svc.model) is None
+
+
+def test_a_running_sum_that_is_not_finite_falls_back_to_the_rows(family: Case) -> None:
+    """Where the running sums give a non-finite value (an overflow the model's own product
+    may not hit), that round's coalitions are built and passed to the model instead."""
+    model = family.model
+    target = _targets(family)[0]
+    steps = PermutationShap(model, permutations=64)
+    assert steps.first_layer is not None
+    steps.first_layer.start[0] = np.nan  # background row 0's first layer, as if overflowed
+    rows = PermutationShap(model, permutations=64, incremental=False)
+    encoded = family.encoded(1)
+    (fast,) = steps.explain(encoded, target)
+    (slow,) = rows.explain(encoded, target)
+    assert np.isfinite(fast.contributions).all()
+    scale = max(1.0, float(np.abs(slow.contributions).max()))
+    assert np.abs(fast.contributions - slow.contributions).max() <= ROUNDING * scale
