@@ -12,11 +12,15 @@ RUN pip install --no-cache-dir "uv==0.13.8" && python -m venv /opt/venv
 
 WORKDIR /src
 COPY requirements.lock ./
-RUN uv pip install --python /opt/venv/bin/python --require-hashes --no-cache -r requirements.lock
+# The install reads the lock and nothing else: no uv config, no resolving again (--no-deps: the
+# lock is the whole set), and the project builds with the locked setuptools.
+RUN uv pip install --no-config --python /opt/venv/bin/python --no-deps --require-hashes \
+    --no-cache -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN uv pip install --python /opt/venv/bin/python --no-deps --no-cache .
+RUN uv pip install --no-config --python /opt/venv/bin/python --no-deps --no-build-isolation \
+    --no-cache .
 
 FROM python:3.11-slim AS runtime
 

@@ -4,6 +4,12 @@
 # the pinned uv into it, and installs the hashed locks there. `make run` installs the runtime
 # lock only (requirements.lock); `make test` adds the development lock (requirements-dev.lock,
 # compiled with the runtime lock as a constraint, so the two never disagree).
+#
+# An install reads the locks and nothing else: every install step runs with --no-config (no
+# [tool.uv] nor uv.toml is read) and without UV_OVERRIDE / UV_CONSTRAINT, and the project's own
+# editable install builds with the locked setuptools (--no-build-isolation). A lock is installed
+# with --no-deps: it is already the whole resolved set, so nothing is resolved again at install.
+# Whatever resolving needs (lock-overrides.txt, lock-build.txt) is applied by `make lock` alone.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
 UV_VERSION := 0.13.8
@@ -14,7 +20,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
-LOCK_FLAGS := --generate-hashes --no-header --python-version 3.11
+LOCK_FLAGS := --no-config --generate-hashes --no-header --python-version 3.11 \
+	--override lock-overrides.txt
+INSTALL := env -u UV_OVERRIDE -u UV_CONSTRAINT -u UV_BUILD_CONSTRAINT $(UV) pip install \
+	--no-config --python $(PY)
 
 .PHONY: setup setup-dev browser run test lint typecheck pytest lock models bench clean
 
@@ -33,13 +42,13 @@ $(UV):
 # (as on our CI machines) every start then compiled shap, scikit-learn and scipy again:
 # 7.2 s of import instead of 2.7 s, the most of a worker's start.
 $(RUNTIME_STAMP): requirements.lock pyproject.toml | $(UV)
-	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements.lock
-	$(UV) pip install --python $(PY) --no-deps -e .
+	$(INSTALL) --no-deps --require-hashes --compile-bytecode -r requirements.lock
+	$(INSTALL) --no-deps --no-build-isolation -e .
 	@rm -f $(DEV_STAMP)
 	@touch $@
 
 $(DEV_STAMP): requirements-dev.lock $(RUNTIME_STAMP)
-	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements-dev.lock
+	$(INSTALL) --no-deps --require-hashes --compile-bytecode -r requirements-dev.lock
 	@touch $@
 
 setup: $(RUNTIME_STAMP)
@@ -75,8 +84,9 @@ test: lint typecheck pytest
 
 # Refresh both locks (versions and hashes only: no index or download address is recorded).
 lock: $(UV)
-	$(UV) pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
-	$(UV) pip compile pyproject.toml --extra dev -c requirements.lock $(LOCK_FLAGS) -o requirements-dev.lock
+	$(UV) pip compile pyproject.toml lock-build.txt $(LOCK_FLAGS) -o requirements.lock
+	$(UV) pip compile pyproject.toml lock-build.txt --extra dev -c requirements.lock $(LOCK_FLAGS) \
+	  -o requirements-dev.lock
 
 models: setup
 	$(PY) models/train.py

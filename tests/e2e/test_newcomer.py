@@ -41,9 +41,15 @@ def _system_python() -> Path:
     return Path(found).resolve()
 
 
-def _newcomer_env() -> dict[str, str]:
+def _newcomer_env(cache: Path) -> dict[str, str]:
+    """A new user's environment, with package caches of its own that start empty.
+
+    An empty cache is what a new machine has: a warm one keeps index pages from before the
+    registry's newest releases, and so can hide an install that a newer release breaks.
+    """
     env = {"PATH": SYSTEM_PATH, "HOME": os.environ.get("HOME", "/root")}
     env.update({k: v for k, v in os.environ.items() if KEPT.search(k)})
+    env.update(UV_CACHE_DIR=str(cache / "uv"), PIP_CACHE_DIR=str(cache / "pip"))
     return env
 
 
@@ -81,7 +87,7 @@ def test_fresh_clone_make_run_and_the_readme_curl_lines(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     port = free_port()
-    env = _newcomer_env()
+    env = _newcomer_env(tmp_path / "cache")
     log = tmp_path / "make-run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -94,7 +100,7 @@ def test_fresh_clone_make_run_and_the_readme_curl_lines(tmp_path: Path) -> None:
         )
     try:
         took = _wait_ready(f"http://127.0.0.1:{port}", process, log, limit=480)
-        report(f"newcomer: fresh clone to /readyz in {took:.1f} s")
+        report(f"newcomer: fresh clone, empty package cache, to /readyz in {took:.1f} s")
         assert (clone / ".venv/bin/python").resolve() == python  # the venv rests on it
         size = subprocess.run(
             ["du", "-sm", str(clone / ".venv")], capture_output=True, text=True, check=True
