@@ -15,7 +15,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.store.repository import Repository
+    from app.ledger.repository import Repository
 
 app = typer.Typer(help="Rationale: explanations of automated decisions, and the proof.")
 records_app = typer.Typer(help="Export and verify the record log.")
@@ -43,10 +43,10 @@ def serve(
     # One BLAS thread per worker: explanations are parallel across requests, not within.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from app import serving
-    from app.logging import configure
-    from app.store import migrate
-    from app.store.db import make_engine
+    from app.ledger import migrate
+    from app.ledger.db import make_engine
+    from app.runtime import workers as serving
+    from app.runtime.logging import configure
 
     settings = _settings()
     configure(settings.log_json)
@@ -60,8 +60,8 @@ def serve(
 @app.command()
 def migrate_db() -> None:
     """Bring the database schema to the newest revision."""
-    from app.store import migrate
-    from app.store.db import make_engine
+    from app.ledger import migrate
+    from app.ledger.db import make_engine
 
     engine = make_engine(_settings().database_url)
     migrate.upgrade(engine)
@@ -111,8 +111,8 @@ def records_verify(
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first bad record when it fails. With
     --checkpoint and --public-key, also check the export's Merkle root against it."""
-    from app import offline
-    from app.store.chain import verify_rows
+    from app.integrity import offline
+    from app.ledger.chain import verify_rows
 
     if (seq is None) != (hash_ is None):
         console.print("[red]--seq and --hash go together (a kept head)[/red]")
@@ -147,7 +147,7 @@ def records_inclusion(
     ] = None,
 ) -> None:
     """Verify offline that a record is in the log a signed checkpoint commits to."""
-    from app import offline
+    from app.integrity import offline
 
     signed = _signed_checkpoint(checkpoint, public_key)
     try:
@@ -172,8 +172,8 @@ def records_consistency(
     ] = None,
 ) -> None:
     """Verify offline that the newer checkpoint's log extends the older one's."""
-    from app import offline
-    from app.store.chain import verify_rows
+    from app.integrity import offline
+    from app.ledger.chain import verify_rows
 
     if (proof is None) == (file is None):
         console.print("[red]give one of --proof or --file[/red]")
@@ -204,7 +204,7 @@ def records_consistency(
 
 
 def _signed_checkpoint(path: Path, public_key: str) -> Any:
-    from app import offline
+    from app.integrity import offline
 
     try:
         verifier = offline.read_verifier(public_key)
@@ -244,8 +244,8 @@ def records_export(
     """Export the record log offline. ``chain`` is every stored document byte for byte
     (what ``records verify --file`` checks); ``jsonl``/``csv`` are the explanation
     records' clear parts (sealed parts withheld: no person's data leaves unlogged)."""
-    from app.services.query import EXPORT_FORMATS, chain_lines, csv_lines, jsonl_lines
-    from app.store.repository import RecordFilter
+    from app.ledger.repository import RecordFilter
+    from app.records.query import EXPORT_FORMATS, chain_lines, csv_lines, jsonl_lines
 
     if format_ not in EXPORT_FORMATS:
         console.print(f"[red]--format: one of {', '.join(EXPORT_FORMATS)}[/red]")
@@ -292,10 +292,10 @@ def explain(
 
     from app.config import Settings
     from app.errors import RationaleError
+    from app.explanations.service import command_from_body
+    from app.reports import service as report_service
     from app.reports.formats import FORMATS
     from app.reports.wording import LANGUAGES
-    from app.services import reports as report_service
-    from app.services.explanations import command_from_body
 
     if report not in FORMATS or lang not in LANGUAGES:
         console.print(f"[red]--report is one of {FORMATS}; --lang one of {LANGUAGES}[/red]")
@@ -341,8 +341,8 @@ def explain(
 
 
 def _load_model(models_dir: Path | None, name: str, version: str | None) -> Any:
-    from app.registry.loader import LoadRefused
-    from app.registry.model import load_version
+    from app.catalog.loader import LoadRefused
+    from app.catalog.model import load_version
 
     root = models_dir or Path(os.environ.get("RATIONALE_MODELS_DIR") or "models")
     folders = [p for p in (root / name).glob("*") if (p / "model.yaml").is_file()]
@@ -362,12 +362,12 @@ def _load_model(models_dir: Path | None, name: str, version: str | None) -> Any:
 
 async def _explain_stored(command: Any, report: str, lang: str) -> Any:
     """Explain through the service's own path (stored record), then render its report."""
-    from app.security.principals import Principal, Role
-    from app.services import reports as report_service
-    from app.services.context import Context
-    from app.services.explanations import explain_and_record
-    from app.services.models import load_models
-    from app.store import migrate
+    from app.access.principals import Principal, Role
+    from app.catalog.service import load_models
+    from app.explanations.service import explain_and_record
+    from app.ledger import migrate
+    from app.reports import service as report_service
+    from app.runtime.context import Context
 
     settings = _settings()
     ctx = Context.create(settings)
@@ -399,8 +399,8 @@ def keys_create(
     database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
 ) -> None:
     """Create an API key; its secret is printed once (only its SHA-256 is stored)."""
-    from app.security.principals import Role
-    from app.services import keys
+    from app.access import service as keys
+    from app.access.principals import Role
 
     if role not in ROLES:
         console.print(f"[red]--role: one of {', '.join(ROLES)}[/red]")
@@ -418,8 +418,8 @@ def keys_list(
     database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
 ) -> None:
     """Every created key (revoked ones included) and the environment's bootstrap keys."""
-    from app.security.principals import parse_api_keys
-    from app.services import keys
+    from app.access import service as keys
+    from app.access.principals import parse_api_keys
 
     for stored in keys.list_keys(_migrated(database_url)):
         sys.stdout.write(json.dumps(stored.as_dict() | {"source": "created"}) + "\n")
@@ -438,7 +438,7 @@ def keys_revoke(
     database_url: Annotated[str | None, typer.Option(help="Database (default: settings).")] = None,
 ) -> None:
     """Revoke a created key; every worker refuses it within seconds."""
-    from app.services import keys
+    from app.access import service as keys
 
     if not keys.revoke_key(_migrated(database_url), key_id):
         console.print(f"[red]no active created key with id {key_id!r}[/red]")
@@ -455,7 +455,7 @@ def secrets_rotate(
     """Move to a new server secret: every subject key re-wrapped, the subject-id key kept,
     checkpoint signing moved to the new key (the old one's checkpoints still verify by
     key id). Stop the servers first; start them with the new RATIONALE_SECRET_KEY."""
-    from app.services import secrets as server_secrets
+    from app.access import secrets as server_secrets
 
     settings = _settings()
     if not new_secret_file.is_file():
@@ -477,7 +477,7 @@ def secrets_rotate(
 
 
 def _migrated(database_url: str | None) -> Repository:
-    from app.store import migrate
+    from app.ledger import migrate
 
     repository = _repository(database_url)
     migrate.upgrade(repository.engine)
@@ -512,14 +512,14 @@ def worker(
     port = metrics_port if metrics_port is not None else settings.worker_metrics_port
     metrics_dir = None
     if port is not None:
-        from app import metrics_folder
+        from app.runtime import multiprocess as metrics_folder
 
         # The pool's processes write their samples into a folder of this worker's own; the
-        # variable must be set before prometheus_client is imported (by app.jobs).
+        # variable must be set before prometheus_client is imported (by app.batches).
         metrics_dir = metrics_folder.create("worker")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from app.jobs.celery_app import run_worker
-    from app.logging import configure
+    from app.batches.celery_worker import run_worker
+    from app.runtime.logging import configure
 
     configure(settings.log_json)
     try:
@@ -550,7 +550,7 @@ def batch_submit(
     wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
 ) -> None:
     """Submit a CSV of decisions as one batch and follow it with a progress bar."""
-    from app.jobs.client import BatchClient, ClientError, read_items
+    from app.batches.client import BatchClient, ClientError, read_items
 
     client = BatchClient(url, key)
     try:
@@ -583,7 +583,7 @@ def batch_results(
     url: ServiceUrl = "http://127.0.0.1:8000",
 ) -> None:
     """Write a batch's records to a file, as JSONL or CSV."""
-    from app.jobs.client import BatchClient, ClientError
+    from app.batches.client import BatchClient, ClientError
 
     fmt = format_ or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
     if fmt not in ("jsonl", "csv"):
@@ -598,8 +598,8 @@ def batch_results(
 
 
 def _repository(database_url: str | None) -> Repository:
-    from app.store.db import make_engine
-    from app.store.repository import Repository
+    from app.ledger.db import make_engine
+    from app.ledger.repository import Repository
 
     url = database_url or os.environ.get("RATIONALE_DATABASE_URL") or "sqlite:///./var/rationale.db"
     return Repository(make_engine(url))
@@ -612,12 +612,12 @@ def _audit(out: Path, compute: Any, render: Any, endpoint: str, filters: dict[st
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from app.access.principals import Principal, Role
+    from app.catalog.service import load_models
     from app.errors import RationaleError
-    from app.security.principals import Principal, Role
-    from app.services.context import Context
-    from app.services.models import load_models
-    from app.services.records import log_access
-    from app.store import migrate
+    from app.ledger import migrate
+    from app.records.service import log_access
+    from app.runtime.context import Context
 
     ctx = Context.create(_settings())
     try:
@@ -656,8 +656,8 @@ def audit_fairness(
     until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
 ) -> None:
     """Group fairness figures of a model's stored decisions, as a self-contained HTML file."""
-    from app.audit.render import fairness_html
-    from app.services.audits import AuditScope, compute_fairness
+    from app.fairness.render import fairness_html
+    from app.fairness.service import AuditScope, compute_fairness
 
     scope = AuditScope(model, version, since, until)
     filters = {"model": model, "version": version, "attribute": attribute}
@@ -680,8 +680,8 @@ def audit_impact(
     bucket: Annotated[str, typer.Option(help="day or week.")] = "day",
 ) -> None:
     """A model's decisions, favourable rate and what weighs most over time, as HTML."""
-    from app.audit.render import impact_html
-    from app.services.audits import AuditScope, compute_impact
+    from app.fairness.render import impact_html
+    from app.fairness.service import AuditScope, compute_impact
 
     if bucket not in ("day", "week"):
         raise typer.BadParameter("day or week", param_hint="--bucket")

@@ -9,32 +9,30 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import app as package
-from app.api import openapi, problems
-from app.api.middleware import AccessLog, BodyLimit
-from app.api.routes import (
-    audit,
-    batches,
-    explanations,
-    fairness,
-    health,
-    metrics,
-    model_upload,
-    models,
-    records,
-    reports,
-    reviews,
-    subjects,
-)
-from app.api.timeouts import BodyTimeout
+from app.batches import endpoints as batches
+from app.batches.dispatch import dispatcher_for
+from app.catalog import endpoints as models
+from app.catalog import upload_endpoints as model_upload
+from app.catalog.service import load_models
+from app.catalog.upload import watch_registrations
 from app.config import Settings
-from app.jobs import dispatcher_for
-from app.logging import configure
-from app.metrics import RequestMetrics
-from app.services.context import Context
-from app.services.models import load_models
-from app.services.proofs import run_checkpointer
-from app.services.uploads import watch_registrations
-from app.store import migrate
+from app.explanations import endpoints as explanations
+from app.fairness import endpoints as fairness
+from app.health import endpoints as health
+from app.health import metrics_endpoint as metrics
+from app.http import openapi, problems
+from app.http.middleware import AccessLog, BodyLimit
+from app.http.timeouts import BodyTimeout
+from app.integrity import endpoints as audit
+from app.integrity.proofs import run_checkpointer
+from app.ledger import migrate
+from app.records import endpoints as records
+from app.reports import endpoints as reports
+from app.reviews import endpoints as reviews
+from app.runtime.context import Context
+from app.runtime.logging import configure
+from app.runtime.metrics import RequestMetrics
+from app.subjects import endpoints as subjects
 from app.web import audit_pages
 from app.web import routes as web
 

@@ -883,7 +883,7 @@ def section_keys(run: Run) -> Section:
             ],
         )
         + f"\n\nEvery trial's delay (s): {out['delays_s']}; governed by "
-        "`app.services.keys.KEY_CACHE_SECONDS` (the bar: within seconds)."
+        "`app.access.service.KEY_CACHE_SECONDS` (the bar: within seconds)."
     )
     return Section("keys", "Key revocation delay", md, out)
 

@@ -154,10 +154,10 @@ def run(
     references' ``budget_s`` of CPU time runs out; at least one row is always done)."""
     import shap
 
+    from app.catalog.model import load_version
     from app.explain import FidelityFailure, Target
     from app.explain.engine import explain_rows
     from app.explain.types import ExplainerUnavailable
-    from app.registry.model import load_version
 
     folder = breast_cancer.version_folder()
     loaded = load_version(folder, allow_unsafe=False)

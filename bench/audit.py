@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.security.crypto import ServerKeys, new_data_key, seal
-from app.store.chain import Draft, associated_data
-from app.store.repository import NewSubject, Repository
+from app.ledger.chain import Draft, associated_data
+from app.ledger.crypto import ServerKeys, new_data_key, seal
+from app.ledger.repository import NewSubject, Repository
 from bench.data import MODELS_DIR, ROOT, load_model
 from bench.store import _database
 
@@ -166,10 +166,10 @@ def _timed(call: Any) -> dict[str, Any]:
 
 def measure(database_url: str, models_dir: Path) -> dict[str, Any]:
     """In this process: load the model as the service does, then time both audits."""
+    from app.catalog.service import load_models
     from app.config import Settings
-    from app.services.audits import AuditScope, compute_fairness, compute_impact
-    from app.services.context import Context
-    from app.services.models import load_models
+    from app.fairness.service import AuditScope, compute_fairness, compute_impact
+    from app.runtime.context import Context
 
     settings = Settings(
         database_url=database_url,
@@ -211,7 +211,7 @@ def _measure_in_subprocess(database_url: str, models_dir: Path) -> dict[str, Any
 
 def bench_backend(backend: str, sizes: list[int], seed: int = 0) -> dict[str, Any]:
     """Load up to each size, then audit it in a fresh process."""
-    from app.services.secrets import load_keys
+    from app.access.secrets import load_keys
 
     points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as engine:

@@ -42,9 +42,9 @@ def _settings(url: str, **extra: Any) -> Any:
 
 
 def _context(url: str, **extra: Any) -> Any:
-    from app.services.context import Context
-    from app.services.models import load_models
-    from app.store import migrate
+    from app.catalog.service import load_models
+    from app.ledger import migrate
+    from app.runtime.context import Context
 
     ctx = Context.create(_settings(url, **extra))
     migrate.upgrade(ctx.engine)
@@ -62,8 +62,8 @@ def _items(model: str, count: int, tag: str) -> list[dict[str, Any]]:
 
 def _bare(ctx: Any, model: str, items: list[dict[str, Any]]) -> float:
     """Rows/s of ``compute_many`` alone, in the batch path's groups."""
-    from app.services.batches import COMPUTE_ROWS
-    from app.services.batching import Options, compute_many
+    from app.batches.service import COMPUTE_ROWS
+    from app.compute.batcher import Options, compute_many
 
     loaded = ctx.catalog.get(model, None)
     jobs = [(it["instance"], Options()) for it in items]
@@ -75,8 +75,8 @@ def _bare(ctx: Any, model: str, items: list[dict[str, Any]]) -> float:
 
 def in_process(url: str, model: str, count: int) -> dict[str, Any]:
     """One batch processed in this process (no broker) against the bare call."""
-    from app.security.principals import Principal, Role
-    from app.services import batches
+    from app.access.principals import Principal, Role
+    from app.batches import service as batches
 
     ctx = _context(url)
     try:
@@ -123,9 +123,9 @@ def _worker(url: str, queue: str, log: Path) -> subprocess.Popen[bytes]:
 
 def celery(url: str, model: str, count: int, workers: int, folder: Path) -> dict[str, Any]:
     """One batch through ``workers`` Celery worker processes, submission to done."""
-    from app.jobs.celery_app import CeleryDispatcher
-    from app.security.principals import Principal, Role
-    from app.services import batches
+    from app.access.principals import Principal, Role
+    from app.batches import service as batches
+    from app.batches.celery_worker import CeleryDispatcher
 
     queue = f"rationale-bench-{uuid.uuid4().hex[:8]}"
     ctx = _context(url, broker_url=REDIS_URL, batch_queue=queue)
@@ -170,7 +170,7 @@ def celery(url: str, model: str, count: int, workers: int, folder: Path) -> dict
 
 def appends(engine: Any, writers: int, seconds: float, group: int) -> dict[str, Any]:
     """Records/s appended by ``writers`` threads, ``group`` drafts per transaction."""
-    from app.store.repository import Repository
+    from app.ledger.repository import Repository
 
     counter = iter(range(10**9))
     lock = threading.Lock()

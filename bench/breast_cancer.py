@@ -172,7 +172,7 @@ def check_artifact() -> dict[str, Any]:
     """Whether the artifact as fitted, and as written, pass the service's allow-list."""
     import skops.io as sio
 
-    from app.registry.loader import LoadRefused, load_artifact
+    from app.catalog.loader import LoadRefused, load_artifact
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:

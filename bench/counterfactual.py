@@ -62,7 +62,7 @@ def adverse_rows(model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 def run(limit: int | None = None) -> dict[str, Any]:
     """Time the search on every adverse holdout decision of credit-risk."""
-    from app.registry.model import load_version
+    from app.catalog.model import load_version
     from app.reports.counterfactual import counterfactual
 
     folder = max((MODELS_DIR / "credit-risk").glob("[0-9]*"), key=lambda p: int(p.name))
@@ -89,9 +89,9 @@ def run(limit: int | None = None) -> dict[str, Any]:
 
 def run_reasons(names: list[str], n: int) -> dict[str, Any]:
     """p50 of the explanation alone and with its reasons (in-process, one thread)."""
-    from app.registry.model import load_version
-    from app.services.batching import compute_one
-    from app.services.explanations import command_from_body, reasons_for
+    from app.catalog.model import load_version
+    from app.compute.batcher import compute_one
+    from app.explanations.service import command_from_body, reasons_for
 
     out: dict[str, Any] = {}
     for name in names:

@@ -94,8 +94,8 @@ def in_process(n: int) -> dict[str, Any]:
     """The bare call and our engine call, one row at a time, in this process."""
     import shap
 
+    from app.catalog.model import load_version
     from app.explain import explain_rows
-    from app.registry.model import load_version
 
     loaded = load_version(models_dir() / NAME / VERSION, allow_unsafe=False)
     pipeline = loaded.model.pipeline

@@ -7,7 +7,7 @@ connection (the kernel spreads them over both workers) from before the revocatio
 delay is from the revocation's commit (the ``revoked_at`` the store keeps) to the last 200
 seen; polling goes on for twice the cache time after that, so a late 200 from either worker
 would show. The setting that governs it is
-``app.services.keys.KEY_CACHE_SECONDS`` (a worker trusts what it read of a stored key for
+``app.access.service.KEY_CACHE_SECONDS`` (a worker trusts what it read of a stored key for
 that long).
 
 Not part of ``make test``. ``python -m bench.keys`` runs it alone; ``python -m bench --only
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from app.services.keys import KEY_CACHE_SECONDS
+from app.access.service import KEY_CACHE_SECONDS
 from bench.data import MODELS_DIR
 from bench.server import RATIONALE, Server
 

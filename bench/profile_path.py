@@ -33,7 +33,7 @@ CATEGORIES = [
     ("numpy", ("/numpy/",)),
     ("SQLite + SQLAlchemy", ("/sqlalchemy/", "sqlite3")),
     ("crypto (seal, HMAC, hashes)", ("/cryptography/", "hmac", "_hashlib", "hashlib")),
-    ("app.store", ("/app/store/",)),
+    ("app.ledger", ("/app/ledger/",)),
     ("app.explain", ("/app/explain/",)),
     ("app (other)", ("/app/",)),
     ("FastAPI / Starlette / pydantic", ("/fastapi/", "/starlette/", "/pydantic", "anyio")),

@@ -24,10 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from app.security.signing import Signer, checkpoint_body
-from app.store import merkle
-from app.store.proofs import ProofStore
-from app.store.repository import Repository
+from app.integrity.repository import ProofStore
+from app.integrity.signing import Signer, checkpoint_body
+from app.ledger import merkle
+from app.ledger.repository import Repository
 from bench.store import _database
 
 

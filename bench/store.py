@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from app.services.query import chain_lines, jsonl_lines
-from app.services.records import render_page
-from app.store import migrate
-from app.store.chain import Draft
-from app.store.db import make_engine
-from app.store.repository import RecordFilter, Repository
+from app.ledger import migrate
+from app.ledger.chain import Draft
+from app.ledger.db import make_engine
+from app.ledger.repository import RecordFilter, Repository
+from app.records.query import chain_lines, jsonl_lines
+from app.records.service import render_page
 
 PG_ADMIN_URL = os.environ.get(
     "RATIONALE_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"

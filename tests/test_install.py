@@ -12,6 +12,7 @@ files in a `git worktree`), to show what they catch there.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
@@ -75,7 +76,7 @@ def _dockerfile_installs() -> list[list[str]]:
 
 
 def _lock_of(command: list[str]) -> str | None:
-    for flag, value in zip(command, command[1:], strict=False):
+    for flag, value in itertools.pairwise(command):
         if flag in ("-r", "--requirement"):
             return value
     return None
@@ -110,7 +111,11 @@ def test_any_override_or_constraint_in_the_project_equals_the_lock_pin() -> None
     uv = pyproject.get("tool", {}).get("uv", {})
     if (ROOT / "uv.toml").exists():
         uv = uv | tomllib.loads((ROOT / "uv.toml").read_text())
-    for key in ("override-dependencies", "constraint-dependencies", "build-constraint-dependencies"):
+    for key in (
+        "override-dependencies",
+        "constraint-dependencies",
+        "build-constraint-dependencies",
+    ):
         sources[f"[tool.uv] {key}"] = list(uv.get(key, []))
     for key, entries in sources.items():
         for entry in entries:

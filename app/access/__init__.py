@@ -1,1 +1,1 @@
-"""Keys, roles and the cryptography that keeps a person's data sealed."""
+"""Who may do what: API keys, roles, desk sessions, rate limits and the server secret."""

@@ -15,12 +15,12 @@ from typing import Any
 
 from markupsafe import escape
 
+from app.access.principals import Principal, Role
+from app.access.sessions import DeskSession, SessionStore
+from app.ledger.chain import Draft
 from app.reports.counterfactual import counterfactual
 from app.reports.render import html_fragment, report_context
-from app.security.principals import Principal, Role
-from app.services.context import Context
-from app.store.chain import Draft
-from app.store.sessions import DeskSession, SessionStore
+from app.runtime.context import Context
 
 DESK_ROLES = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
 LANGS = ("en", "ja")

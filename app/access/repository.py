@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from app.store.chain import now_iso
-from app.store.repository import Repository
-from app.store.tables import api_keys
+from app.ledger.chain import now_iso
+from app.ledger.repository import Repository
+from app.ledger.tables import api_keys
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from app.security.crypto import ServerKeys
-from app.security.signing import Signer
-from app.store.chain import Draft, now_iso
-from app.store.proofs import ProofStore
-from app.store.repository import Repository
-from app.store.tables import server_keys, subjects
+from app.integrity.repository import ProofStore
+from app.integrity.signing import Signer
+from app.ledger.chain import Draft, now_iso
+from app.ledger.crypto import ServerKeys
+from app.ledger.repository import Repository
+from app.ledger.tables import server_keys, subjects
 
 SUBJECT_HMAC = "subject-id hmac"
 _AAD = "server-key/"

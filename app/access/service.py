@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Any
 
-from app.security.principals import Principal, Role, key_id
-from app.store.chain import Draft
-from app.store.keys import KeyStore, StoredKey
-from app.store.repository import Repository
+from app.access.principals import Principal, Role, key_id
+from app.access.repository import KeyStore, StoredKey
+from app.ledger.chain import Draft
+from app.ledger.repository import Repository
 
 KEY_CACHE_SECONDS = 2.0
 """How long a worker trusts what it read of a stored key (revocation reaches every worker

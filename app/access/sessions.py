@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from app.store.tables import desk_sessions
+from app.ledger.tables import desk_sessions
 
 
 @dataclass(frozen=True)

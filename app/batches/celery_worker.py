@@ -53,9 +53,9 @@ def worker_context() -> Any:
     global _context, _context_pid
     with _lock:
         if _context is None or _context_pid != os.getpid():
-            from app.services.context import Context
-            from app.services.models import load_models
-            from app.store import migrate
+            from app.catalog.service import load_models
+            from app.ledger import migrate
+            from app.runtime.context import Context
 
             ctx = Context.create(Settings())
             if not migrate.is_current(ctx.engine):
@@ -75,9 +75,9 @@ def preload_models() -> None:
     loading them while it holds its first task (which could outlast the visibility timeout
     and have the task delivered twice)."""
     global _preloaded_catalog
-    from app.services.context import Context
-    from app.services.models import load_models
-    from app.store import migrate
+    from app.catalog.service import load_models
+    from app.ledger import migrate
+    from app.runtime.context import Context
 
     ctx = Context.create(Settings())
     try:
@@ -90,7 +90,7 @@ def preload_models() -> None:
 
 
 def _batch_chunk(task: Task, batch_id: str, chunk: int) -> int:
-    from app.services.batches import process_chunk
+    from app.batches.service import process_chunk
 
     try:
         return process_chunk(worker_context(), batch_id, chunk)
@@ -128,9 +128,9 @@ def serve_metrics(settings: Settings, host: str, port: int) -> None:
 
     if values.ValueClass is values.MutexValue:
         raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
-    from app import metrics
-    from app.store.batches import BatchStore
-    from app.store.db import make_engine
+    from app.batches.repository import BatchStore
+    from app.ledger.db import make_engine
+    from app.runtime import metrics
 
     engine = make_engine(settings.database_url, pool_size=1)
     server = metrics.serve_worker_metrics(host, port, BatchStore(engine).pending_total)
@@ -177,7 +177,7 @@ def run_worker(
 
 
 def __getattr__(name: str) -> Any:
-    # ``celery -A app.jobs.celery_app:celery inspect ping`` (container health checks).
+    # ``celery -A app.batches.celery_worker:celery inspect ping`` (container health checks).
     if name == "celery":
         return make_celery(Settings())
     raise AttributeError(name)

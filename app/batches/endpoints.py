@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ContextDep, ExplainerDep
-from app.api.responses import FastJSON
-from app.api.schemas import Problem
-from app.api.schemas_batches import BatchAccepted, BatchRequest, BatchResults, BatchStatus
+from app.batches import service
+from app.batches.schemas import BatchAccepted, BatchRequest, BatchResults, BatchStatus
 from app.errors import Unavailable
-from app.services import batches as service
-from app.services.query import decode_cursor, encode_cursor
+from app.http.deps import ContextDep, ExplainerDep
+from app.http.responses import FastJSON
+from app.http.schemas import Problem
+from app.records.query import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from sqlalchemy.exc import OperationalError
 
+from app.batches import service as batches
 from app.errors import RationaleError
-from app.services import batches
-from app.services.context import Context
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from app.store.batch_tables import batch_items, batches
-from app.store.chain import now_iso
-from app.store.db import WRITE, WriterGate
-from app.store.repository import PAGE, StoredRecord, Subject
-from app.store.tables import records, subjects
+from app.batches.tables import batch_items, batches
+from app.ledger.chain import now_iso
+from app.ledger.db import WRITE, WriterGate
+from app.ledger.repository import PAGE, StoredRecord, Subject
+from app.ledger.tables import records, subjects
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.schemas import ExplainOptions, ExplanationRecord, Identifier
+from app.http.schemas import ExplainOptions, ExplanationRecord, Identifier
 
 
 class BatchItem(BaseModel):

@@ -21,28 +21,8 @@ from typing import Any
 import orjson
 import structlog
 
-from app import metrics
-from app.errors import (
-    Conflict,
-    FieldError,
-    InvalidInput,
-    NotFound,
-    RationaleError,
-)
-from app.registry import LoadedModel
-from app.security.crypto import new_data_key, seal, subject_fingerprint
-from app.security.principals import Principal, Role
-from app.services.batching import Computed, compute_many
-from app.services.context import Context
-from app.services.explanations import (
-    ExplainCommand,
-    _resolve,
-    build_draft,
-    command_from_body,
-    validate,
-)
-from app.services.records import log_access, render_explanations
-from app.store.batches import (
+from app.access.principals import Principal, Role
+from app.batches.repository import (
     FAILED,
     PENDING,
     SUCCEEDED,
@@ -51,8 +31,28 @@ from app.store.batches import (
     ItemOutcome,
     PendingItem,
 )
-from app.store.chain import Draft, associated_data, canonical, now_iso
-from app.store.repository import NewSubject, StoredRecord, Subject
+from app.catalog import LoadedModel
+from app.compute.batcher import Computed, compute_many
+from app.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    RationaleError,
+)
+from app.explanations.service import (
+    ExplainCommand,
+    _resolve,
+    build_draft,
+    command_from_body,
+    validate,
+)
+from app.ledger.chain import Draft, associated_data, canonical, now_iso
+from app.ledger.crypto import new_data_key, seal, subject_fingerprint
+from app.ledger.repository import NewSubject, StoredRecord, Subject
+from app.records.service import log_access, render_explanations
+from app.runtime import metrics
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -449,7 +449,7 @@ async def export_results(
     ctx: Context, principal: Principal, batch_id: str, fmt: str
 ) -> Iterator[bytes]:
     """Log the export, then stream the batch's records as JSONL or CSV."""
-    from app.services.query import csv_header, csv_row
+    from app.records.query import csv_header, csv_row
 
     await asyncio.to_thread(_find, ctx, principal, batch_id)
     await log_access(

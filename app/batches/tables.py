@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text
 
-from app.store.tables import metadata
+from app.ledger.tables import metadata
 
 batches = Table(
     "batches",

@@ -1,7 +1,7 @@
-"""Model registry: manifests, safe artifact loading, the in-memory catalog of versions."""
+"""Model versions: manifests, safe loading, the in-memory catalog, upload and model cards."""
 
-from app.registry.catalog import ModelCatalog
-from app.registry.manifest import Feature, Manifest
-from app.registry.model import LoadedModel
+from app.catalog.manifest import Feature, Manifest
+from app.catalog.model import LoadedModel
+from app.catalog.registry import ModelCatalog
 
 __all__ = ["Feature", "LoadedModel", "Manifest", "ModelCatalog"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.audit import plain
+from app.access.principals import Principal
 from app.errors import InvalidInput
+from app.fairness import plain
+from app.fairness import service as audits
 from app.reports.wording import phrases
-from app.security.principals import Principal
-from app.services import audits
-from app.services.context import Context
+from app.runtime.context import Context
 
 
 async def model_card(

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from app.api.deps import ContextDep, ModelReaderDep
-from app.api.schemas_models import LatestModelCard, ModelCard, ModelList
-from app.services import models as service
+from app.catalog import service
+from app.catalog.schemas import LatestModelCard, ModelCard, ModelList
+from app.http.deps import ContextDep, ModelReaderDep
 
 
 class _ModelName(StringConvertor):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.registry.manifest import Manifest, read_manifest
+from app.catalog.manifest import Manifest, read_manifest
 
 TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
     {

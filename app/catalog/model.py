@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from app.catalog.loader import LoadRefused, load_artifact, read_background, read_version_folder
+from app.catalog.manifest import Manifest
 from app.explain import ExplainerSet, TabularModel
 from app.explain.engine import Thresholds
 from app.explain.model import FeatureSpec
 from app.explain.tree import TREE_MODELS
-from app.registry.loader import LoadRefused, load_artifact, read_background, read_version_folder
-from app.registry.manifest import Manifest
 
 
 @dataclass

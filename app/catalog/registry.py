@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.registry.model import LoadedModel
+from app.catalog.model import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,17 @@ import numpy as np
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.access.principals import Principal, Role
+from app.access.service import admin_draft
+from app.catalog import LoadedModel
+from app.catalog.loader import LoadRefused, read_version_folder
+from app.catalog.model import load_version
+from app.compute import cost
+from app.compute.batcher import Options, compute_one
 from app.config import Settings
 from app.errors import NotFound, RationaleError
 from app.explain.types import Thresholds
-from app.registry import LoadedModel
-from app.registry.loader import LoadRefused, read_version_folder
-from app.registry.model import load_version
-from app.security.principals import Principal, Role
-from app.services import cost
-from app.services.batching import Options, compute_one
-from app.services.context import Context
-from app.services.keys import admin_draft
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 

@@ -14,21 +14,15 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
+from app.access.principals import Principal
+from app.access.service import admin_event
+from app.catalog.loader import LoadRefused
+from app.catalog.manifest import read_manifest
+from app.catalog.model import load_version
+from app.catalog.service import Registrar, describe, load_folder, load_models, service_thresholds
 from app.errors import Conflict, FieldError, InvalidInput
-from app.registry.loader import LoadRefused
-from app.registry.manifest import read_manifest
-from app.registry.model import load_version
-from app.security.principals import Principal
-from app.services.context import Context
-from app.services.keys import admin_event
-from app.services.models import (
-    Registrar,
-    describe,
-    load_folder,
-    load_models,
-    service_thresholds,
-)
-from app.store.tables import model_versions
+from app.ledger.tables import model_versions
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 _upload_lock = asyncio.Lock()

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import Problem
+from app.access.principals import Permission, Principal
+from app.catalog import upload as uploads
 from app.errors import FieldError, InvalidInput
-from app.security.principals import Permission, Principal
-from app.services import uploads
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import Problem
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from app.catalog.manifest import Feature
 from app.errors import FieldError
 from app.explain.model import TabularModel
-from app.registry.manifest import Feature
 
 SAFE_INTEGER = 2**53 - 1
 """Largest integer with a canonical JSON (RFC 8785) form."""

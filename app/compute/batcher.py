@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
+from app.catalog import LoadedModel
+from app.compute import cost
 from app.errors import FidelityError, FieldError, InvalidInput, RationaleError
 from app.explain import ExplainerUnavailable, Explanation, FidelityFailure, Target
 from app.explain.engine import explain_each
-from app.registry import LoadedModel
-from app.services import cost
 
 MAX_BATCH = 64
 """Most rows explained in one call; the rest wait for the next one."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.catalog import LoadedModel
 from app.errors import FieldError
 from app.explain.engine import AUTO_ORDER, FAMILIES, METHODS
 from app.explain.exact import CHUNK_ROWS, ExactShapley
@@ -34,7 +35,6 @@ from app.explain.linear import LinearShap
 from app.explain.model import TabularModel
 from app.explain.permutation import PermutationShap
 from app.explain.tree import TreeShap
-from app.registry import LoadedModel
 
 MEASURE_ROWS = 2048
 """Rows predicted in one call to measure the per-row cost."""

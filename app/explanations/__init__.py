@@ -1,1 +1,1 @@
-"""Use cases the routers call: explain-and-record, read records, models."""
+"""Explanations: explain a decision and record it; read one back by id or decision id."""

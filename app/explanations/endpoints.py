@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from app.api.deps import ContextDep, ExplainerDep, RecordReaderDep
-from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, ExplainRequest, ExplanationRecord
-from app.services import explanations as service
-from app.services.records import read_explanation
+from app.explanations import service
+from app.http.deps import ContextDep, ExplainerDep, RecordReaderDep
+from app.http.responses import FastJSON
+from app.http.schemas import ID_PATTERN, ExplainRequest, ExplanationRecord
+from app.records.service import read_explanation
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
 RECORD_ID = "/explanations/{record_id:uuid}"

@@ -15,23 +15,23 @@ import numpy as np
 import structlog
 
 import app
-from app import metrics
+from app.access.principals import Principal
+from app.catalog import LoadedModel
+from app.catalog.validation import check_model_range, check_row
+from app.compute import cost
+from app.compute.batcher import Computed
 from app.errors import Conflict, ExplanationFailed, FieldError, InvalidInput, RationaleError
 from app.explain import Explanation, Target
 from app.explain.engine import library_versions
-from app.registry import LoadedModel
-from app.registry.validation import check_model_range, check_row
+from app.ledger.chain import Draft, associated_data, canonical
+from app.ledger.crypto import new_data_key, seal, subject_fingerprint
+from app.ledger.repository import KnownSubject, NewSubject, StoredRecord, SubjectClaim
+from app.records.service import explanation_view, render_page
 from app.reports.counterfactual import counterfactual
 from app.reports.reasons import principal_reasons, wording_stamp
 from app.reports.wording import phrases
-from app.security.crypto import new_data_key, seal, subject_fingerprint
-from app.security.principals import Principal
-from app.services import cost
-from app.services.batching import Computed
-from app.services.context import Context
-from app.services.records import explanation_view, render_page
-from app.store.chain import Draft, associated_data, canonical
-from app.store.repository import KnownSubject, NewSubject, StoredRecord, SubjectClaim
+from app.runtime import metrics
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 

@@ -1,1 +1,1 @@
-"""Audits over the stored decisions: fairness by group, impact over time (pure: no HTTP, no SQL)."""
+"""Reported outcomes and the audits over stored decisions: fairness by group, impact over time."""

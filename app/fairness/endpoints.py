@@ -7,18 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, Problem
-from app.api.schemas_fairness import (
-    ActualOutcome,
-    ActualOutcomeRequest,
-    FairnessReport,
-    ImpactReport,
-)
-from app.audit.charts import impact_png
-from app.security.principals import Permission, Principal
-from app.services import audits
+from app.access.principals import Permission, Principal
+from app.fairness import service as audits
+from app.fairness.charts import impact_png
+from app.fairness.schemas import ActualOutcome, ActualOutcomeRequest, FairnessReport, ImpactReport
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import ID_PATTERN, Problem
 
 router = APIRouter(prefix="/v1", tags=["audits"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.audit.fairness import Grouping
-from app.registry.manifest import Feature, Manifest
+from app.catalog.manifest import Feature, Manifest
+from app.fairness.groups import Grouping
 from app.reports.wording import Phrases
 
 

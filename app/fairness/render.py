@@ -8,10 +8,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from app.audit.charts import fairness_png, impact_png
+from app.fairness.charts import fairness_png, impact_png
 
 _ENV = Environment(
-    loader=PackageLoader("app.audit", "templates"),
+    loader=PackageLoader("app.fairness", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
 

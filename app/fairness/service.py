@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from app.audit.fairness import FairnessAccumulator, Grouping, quartile_edges
-from app.audit.impact import Bucket, ImpactAccumulator
+from app.access.principals import Principal
+from app.catalog import LoadedModel
+from app.catalog.manifest import Feature
 from app.errors import FieldError, InvalidInput, NotFound
-from app.registry import LoadedModel
-from app.registry.manifest import Feature
-from app.security.principals import Principal
-from app.services.context import Context
-from app.services.query import parse_time
-from app.services.records import _subject_ref, _unseal_with, find_explanation, log_access
-from app.store.chain import Draft
-from app.store.repository import RecordFilter
+from app.fairness.groups import FairnessAccumulator, Grouping, quartile_edges
+from app.fairness.impact import Bucket, ImpactAccumulator
+from app.ledger.chain import Draft
+from app.ledger.repository import RecordFilter
+from app.records.query import parse_time
+from app.records.service import _subject_ref, _unseal_with, find_explanation, log_access
+from app.runtime.context import Context
 
 Progress = Callable[[int], None]
 """Called with the number of decisions read so far (the CLI's progress bar)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ContextDep
-from app.api.schemas_models import Health, Readiness
-from app.services.health import readiness
+from app.catalog.schemas import Health, Readiness
+from app.health.service import readiness
+from app.http.deps import ContextDep
 
 router = APIRouter(tags=["health"])
 

@@ -7,9 +7,9 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app import metrics
-from app.api.deps import ContextDep
-from app.services import batches
+from app.batches import service as batches
+from app.http.deps import ContextDep
+from app.runtime import metrics
 
 router = APIRouter(tags=["health"])
 

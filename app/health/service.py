@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import lifecycle
-from app.services.context import Context
+from app.runtime import lifecycle
+from app.runtime.context import Context
 
 PROBE_SECONDS = 3.0
 """Longest a readiness probe waits for the database."""

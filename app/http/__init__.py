@@ -1,1 +1,1 @@
-"""HTTP layer: thin routers, request/response schemas, auth dependencies, error handling."""
+"""Shared HTTP plumbing: dependencies, middleware, the OpenAPI contract, problem+json."""

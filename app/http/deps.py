@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.access import service as stored_keys
+from app.access.principals import Permission, Principal
+from app.access.ratelimit import limiter
 from app.errors import Forbidden, Unauthorized
-from app.security.principals import Permission, Principal
-from app.services import keys as stored_keys
-from app.services.context import Context
-from app.services.ratelimit import limiter
+from app.runtime.context import Context
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 

@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from app.api.problems import PROBLEM
-from app.api.schemas import Problem
+from app.http.problems import PROBLEM
+from app.http.schemas import Problem
 
 METHODS = ("get", "put", "post", "delete", "patch")
 DESCRIPTIONS = {

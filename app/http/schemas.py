@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=128)]
-EXAMPLES = Path(__file__).with_name("examples")
+EXAMPLES = Path(__file__).parents[1] / "explanations" / "examples"
 MAX_FEATURES = 256
 """Most keys an ``instance`` or ``attributes`` object may hold (bounds the work of a body)."""
 

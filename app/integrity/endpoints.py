@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import AccessLog, Problem, VerifyReport
-from app.api.schemas_audit import CheckpointList, ConsistencyProof, InclusionProof
-from app.security.principals import Permission, Principal
-from app.services import audit, proofs
+from app.access.principals import Permission, Principal
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import AccessLog, Problem, VerifyReport
+from app.integrity import proofs
+from app.integrity import service as audit
+from app.integrity.schemas import CheckpointList, ConsistencyProof, InclusionProof
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 VerifyDep = Annotated[Principal, Depends(require(Permission.VERIFY))]

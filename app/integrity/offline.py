@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.security.signing import Checkpoint, NoteError, Verifier, open_checkpoint
-from app.store import merkle
-from app.store.chain import digest
+from app.integrity.signing import Checkpoint, NoteError, Verifier, open_checkpoint
+from app.ledger import merkle
+from app.ledger.chain import digest
 
 
 def read_verifier(value: str) -> Verifier:

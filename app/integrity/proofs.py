@@ -10,10 +10,10 @@ from typing import Any
 import structlog
 
 from app.errors import FieldError, InvalidInput, NotFound
-from app.security.signing import Signer, checkpoint_body
-from app.services.context import Context
-from app.services.query import decode_cursor, encode_cursor, parse_time
-from app.store.proofs import ProofStore
+from app.integrity.repository import ProofStore
+from app.integrity.signing import Signer, checkpoint_body
+from app.records.query import decode_cursor, encode_cursor, parse_time
+from app.runtime.context import Context
 
 log = structlog.get_logger(__name__)
 

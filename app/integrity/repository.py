@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from app.store import merkle
-from app.store.chain import now_iso
-from app.store.repository import Repository
-from app.store.tables import checkpoints, records, signing_keys
+from app.ledger import merkle
+from app.ledger.chain import now_iso
+from app.ledger.repository import Repository
+from app.ledger.tables import checkpoints, records, signing_keys
 
 
 @dataclass(frozen=True)

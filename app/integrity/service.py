@@ -6,14 +6,14 @@ import asyncio
 import json
 from typing import Any
 
+from app.access.principals import Principal
+from app.compute.batcher import Options, compute_one
 from app.errors import Conflict, FieldError, InvalidInput, RationaleError
-from app.security.principals import Principal
-from app.services.batching import Options, compute_one
-from app.services.context import Context
-from app.services.explanations import LIBRARY_VERSIONS
-from app.services.query import decode_cursor, encode_cursor, parse_time
-from app.services.records import find_explanation, log_access, open_sealed
-from app.store.repository import StoredRecord
+from app.explanations.service import LIBRARY_VERSIONS
+from app.ledger.repository import StoredRecord
+from app.records.query import decode_cursor, encode_cursor, parse_time
+from app.records.service import find_explanation, log_access, open_sealed
+from app.runtime.context import Context
 
 REPLAY_TOLERANCE = 1e-9
 """Largest |recorded − replayed| contribution for a replay to match (SPEC §10.7)."""

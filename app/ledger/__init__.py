@@ -1,1 +1,1 @@
-"""Record store: tables, migrations, the append-only hash chain and its repository."""
+"""The record log, below everything: tables, migrations, the hash chain, sealing, Merkle tree."""

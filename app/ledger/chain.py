@@ -46,7 +46,7 @@ def canonical(value: Any) -> bytes:
     ``1.0``), integers beyond 2^53, objects with keys at or above U+D800 and every type
     other than dict, list, tuple, str, bool, int, float and None. Strings escape alike
     (tested over every code point); a lone surrogate makes orjson refuse and rfc8785 decide.
-    ``tests/store/test_canonical.py`` compares both on generated documents.
+    ``tests/ledger/test_canonical.py`` compares both on generated documents.
     """
     try:
         return orjson.dumps(_jcs_ready(value), option=orjson.OPT_SORT_KEYS)

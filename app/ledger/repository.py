@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
 
-from app.store import merkle
-from app.store.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
-from app.store.db import WRITE, WriterGate
-from app.store.tables import model_versions, records, subjects
+from app.ledger import merkle
+from app.ledger.chain import GENESIS_HASH, Draft, digest, now_iso, verify_rows
+from app.ledger.db import WRITE, WriterGate
+from app.ledger.tables import model_versions, records, subjects
 
 CHAIN_LOCK_KEY = 0x5241_5449  # "RATI": PostgreSQL advisory lock id of the chain
 PAGE = 500

@@ -24,10 +24,10 @@ from concurrent.futures import Future
 import structlog
 from sqlalchemy.exc import OperationalError
 
-from app import metrics
 from app.errors import Unavailable
-from app.store.chain import Draft
-from app.store.repository import AppendOutcome, Repository, SubjectClaim
+from app.ledger.chain import Draft
+from app.ledger.repository import AppendOutcome, Repository, SubjectClaim
+from app.runtime import metrics
 
 log = structlog.get_logger(__name__)
 

@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.routes.explanations import RECORD_ID
-from app.api.schemas import ID_PATTERN, ExplanationList, ReplayReport
-from app.security.principals import Permission, Principal
-from app.services import audit, query
+from app.access.principals import Permission, Principal
+from app.explanations.endpoints import RECORD_ID
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import ID_PATTERN, ExplanationList, ReplayReport
+from app.integrity import service as audit
+from app.records import query
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
 QueryDep = Annotated[Principal, Depends(require(Permission.QUERY))]

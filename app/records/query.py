@@ -22,13 +22,13 @@ from typing import Any
 
 import orjson
 
+from app.access.principals import UNSEALED_ROLES, Principal
 from app.errors import FieldError, InvalidInput
-from app.security.crypto import ServerKeys
-from app.security.principals import UNSEALED_ROLES, Principal
-from app.services.context import Context
-from app.services.records import log_access, render_explanations, render_page
-from app.store.chain import canonical
-from app.store.repository import RecordFilter, Repository, StoredRecord
+from app.ledger.chain import canonical
+from app.ledger.crypto import ServerKeys
+from app.ledger.repository import RecordFilter, Repository, StoredRecord
+from app.records.service import log_access, render_explanations, render_page
+from app.runtime.context import Context
 
 EXPORT_FORMATS = ("jsonl", "csv", "chain")
 CSV_COLUMNS = (

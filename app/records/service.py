@@ -9,12 +9,12 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
+from app.access.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
 from app.errors import NotFound
-from app.security.crypto import ServerKeys, unseal
-from app.security.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
-from app.services.context import Context
-from app.store.chain import Draft, associated_data
-from app.store.repository import Repository, StoredRecord, Subject
+from app.ledger.chain import Draft, associated_data
+from app.ledger.crypto import ServerKeys, unseal
+from app.ledger.repository import Repository, StoredRecord, Subject
+from app.runtime.context import Context
 
 
 def _unseal_with(

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from app.registry import LoadedModel
+from app.catalog import LoadedModel
 
 GRID = 25
 """At most this many candidate values per numeric feature (background quantiles)."""

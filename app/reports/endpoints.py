@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from app.api.deps import ContextDep, RecordReaderDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import Problem
-from app.api.schemas_reports import IssuedReport, ReportFormat, ReportLang, ReportRequest
+from app.access.principals import Permission, Principal
+from app.http.deps import ContextDep, RecordReaderDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import Problem
+from app.reports import service
 from app.reports.formats import MEDIA_TYPES
-from app.security.principals import Permission, Principal
-from app.services import reports as service
+from app.reports.schemas import IssuedReport, ReportFormat, ReportLang, ReportRequest
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from app.registry.manifest import Manifest
+from app.catalog.manifest import Manifest
 from app.reports.wording import Phrases
 
 MAX_REASONS = 4

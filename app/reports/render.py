@@ -19,7 +19,7 @@ from typing import Any
 from fpdf import FPDF
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from app.registry.manifest import Manifest
+from app.catalog.manifest import Manifest
 from app.reports import fonts
 from app.reports.reasons import is_adverse, retell
 from app.reports.wording import Phrases, phrases

@@ -14,26 +14,26 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.access.principals import Principal, Role
+from app.catalog import LoadedModel
+from app.catalog.validation import check_row
+from app.compute.batcher import compute_one
 from app.errors import Conflict, InvalidInput, NotFound
-from app.registry import LoadedModel
-from app.registry.validation import check_row
-from app.reports.counterfactual import counterfactual
-from app.reports.formats import MEDIA_TYPES
-from app.reports.wording import phrases
-from app.security.crypto import seal
-from app.security.principals import Principal, Role
-from app.services.batching import compute_one
-from app.services.context import Context
-from app.services.explanations import ExplainCommand, build_draft
-from app.services.records import (
+from app.explanations.service import ExplainCommand, build_draft
+from app.ledger.chain import GENESIS_HASH, Draft, associated_data, canonical, now_iso
+from app.ledger.crypto import seal
+from app.ledger.repository import StoredRecord
+from app.records.service import (
     explanation_view,
     find_explanation,
     log_access,
     open_sealed,
     render_page,
 )
-from app.store.chain import GENESIS_HASH, Draft, associated_data, canonical, now_iso
-from app.store.repository import StoredRecord
+from app.reports.counterfactual import counterfactual
+from app.reports.formats import MEDIA_TYPES
+from app.reports.wording import phrases
+from app.runtime.context import Context
 
 
 @dataclass(frozen=True)

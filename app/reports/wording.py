@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from app.registry.manifest import Feature, Manifest
+from app.catalog.manifest import Feature, Manifest
 
 LANGUAGES = ("en", "ja")
 """Languages with sentence templates; adding one is adding ``lang/<code>.yaml``."""

@@ -6,18 +6,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, Problem
-from app.api.schemas_reviews import (
+from app.access.principals import Permission, Principal
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import ID_PATTERN, Problem
+from app.reviews import service as reviews
+from app.reviews.schemas import (
     ReviewBody,
     ReviewFeed,
     ReviewRecord,
     ReviewRequestBody,
     SubjectDecisions,
 )
-from app.security.principals import Permission, Principal
-from app.services import reviews
 
 router = APIRouter(prefix="/v1", tags=["reviews"])
 ERRORS: dict[int | str, dict[str, Any]] = {

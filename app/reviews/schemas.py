@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from app.api.schemas import ExplanationRecord
+from app.http.schemas import ExplanationRecord
 
 Note = Annotated[StrictStr, Field(max_length=4000)]
 

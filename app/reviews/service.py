@@ -12,14 +12,14 @@ import asyncio
 import json
 from typing import Any, Literal
 
+from app.access.principals import Principal
 from app.errors import Conflict, NotFound
-from app.security.crypto import seal
-from app.security.principals import Principal
-from app.services.context import Context
-from app.services.query import decode_cursor, encode_cursor, parse_time
-from app.services.records import find_explanation, log_access, render_explanations
-from app.store.chain import Draft, associated_data, canonical
-from app.store.repository import RecordFilter, StoredRecord
+from app.ledger.chain import Draft, associated_data, canonical
+from app.ledger.crypto import seal
+from app.ledger.repository import RecordFilter, StoredRecord
+from app.records.query import decode_cursor, encode_cursor, parse_time
+from app.records.service import find_explanation, log_access, render_explanations
+from app.runtime.context import Context
 
 ReviewOutcome = Literal["upheld", "overturned", "needs_information"]
 

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from threadpoolctl import threadpool_limits
 
-from app import lifecycle
+from app.access.principals import KeyRing, parse_api_keys
+from app.access.secrets import load_keys
+from app.catalog import ModelCatalog
+from app.compute.batcher import ExplainBatcher
 from app.config import Settings
-from app.registry import ModelCatalog
-from app.security.crypto import ServerKeys
-from app.security.principals import KeyRing, parse_api_keys
-from app.services.batching import ExplainBatcher
-from app.services.secrets import load_keys
-from app.services.subject_keys import SubjectKeys
-from app.store.db import make_engine
-from app.store.repository import Repository
-from app.store.writer import GroupWriter
+from app.ledger.crypto import ServerKeys
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
+from app.ledger.writer import GroupWriter
+from app.runtime import lifecycle
+from app.subjects.keys import SubjectKeys
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Process-wide fatal state: a part the process cannot serve without has stopped.
 
-The part calls ``fail``; ``/readyz`` then answers 503 and the server (``app.serving``)
+The part calls ``fail``; ``/readyz`` then answers 503 and the server (``app.runtime.workers``)
 shuts down gracefully and exits with ``EXIT_FATAL`` so that its supervisor (the serving
 parent, compose, systemd) starts a fresh process."""
 

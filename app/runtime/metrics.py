@@ -2,7 +2,7 @@
 and the metrics port of ``rationale worker`` (Celery), summed across its pool's processes.
 
 ``rationale serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before its workers
-start (``app.serving``); each worker then writes its samples to files there and
+start (``app.runtime.workers``); each worker then writes its samples to files there and
 a scrape of any worker reads them all. ``rationale worker --metrics-port`` does the same
 with a folder of its own: its prefork children write there, and its main process serves
 their sums. Without the variable (tests, a library caller) the process's own registry is
@@ -134,7 +134,7 @@ def observe_explanations(
     model: Any, methods: Sequence[str], computed: Sequence[Any], seconds: float
 ) -> None:
     """Explanation time per row and fallbacks of one ``compute_many`` call's outcomes."""
-    from app.services.batching import Computed
+    from app.compute.batcher import Computed
 
     done = [(m, c) for m, c in zip(methods, computed, strict=True) if isinstance(c, Computed)]
     if not done:

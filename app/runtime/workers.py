@@ -6,10 +6,10 @@ incoming connections across the workers. (With one shared socket, as uvicorn's o
 a few keep-alive clients then all land on one process while the others idle.) The parent
 starts the workers, restarts one that dies, and stops them all on SIGTERM or SIGINT.
 
-A worker whose record writer stops (``app.lifecycle.fail``) shuts down gracefully and exits
+A worker whose record writer stops (``app.runtime.lifecycle.fail``) shuts down gracefully and exits
 with ``EXIT_FATAL``, so the parent (or, with one worker, compose or systemd) starts a fresh
 one. Timeouts: an idle keep-alive connection is closed after ``KEEP_ALIVE_SECONDS``; a
-request body must arrive within ``RATIONALE_BODY_TIMEOUT_SECONDS`` (``app.api.timeouts``,
+request body must arrive within ``RATIONALE_BODY_TIMEOUT_SECONDS`` (``app.http.timeouts``,
 a 408 otherwise); shutdown waits ``GRACEFUL_SHUTDOWN_SECONDS`` for requests in flight.
 """
 
@@ -29,7 +29,8 @@ from types import FrameType
 import structlog
 import uvicorn
 
-from app import lifecycle, metrics_folder
+from app.runtime import lifecycle
+from app.runtime import multiprocess as metrics_folder
 
 APP = "app.main:app_factory"
 PRELOAD = ["app.main", "skops.io", "uvicorn"]
@@ -89,7 +90,7 @@ def _worker(host: str, port: int) -> None:
 def run(host: str, port: int, workers: int) -> None:
     """Serve on host:port with ``workers`` processes; returns when they have stopped."""
     # Metrics of every worker are summed from files in a fresh folder; the variable must be
-    # set before prometheus_client is imported (app.metrics, by the app).
+    # set before prometheus_client is imported (app.runtime.metrics, by the app).
     metrics_dir = metrics_folder.create("serve")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # uvicorn re-raises the SIGTERM or SIGINT it stopped on once it has shut down; with the
@@ -122,7 +123,7 @@ def _stop_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def _worker_died(pid: int) -> None:
-    from app.metrics import mark_worker_dead
+    from app.runtime.metrics import mark_worker_dead
 
     mark_worker_dead(pid)
 

@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
-from app.api.deps import ContextDep, require
-from app.api.responses import FastJSON
-from app.api.schemas import ID_PATTERN, Problem
-from app.api.schemas_audit import ErasureResult
-from app.security.principals import Permission, Principal
-from app.services import erasure
+from app.access.principals import Permission, Principal
+from app.http.deps import ContextDep, require
+from app.http.responses import FastJSON
+from app.http.schemas import ID_PATTERN, Problem
+from app.integrity.schemas import ErasureResult
+from app.subjects import service as erasure
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.access.principals import Principal
 from app.errors import Conflict, NotFound
-from app.security.principals import Principal
-from app.services.context import Context
-from app.store.chain import Draft
-from app.store.repository import Subject
+from app.ledger.chain import Draft
+from app.ledger.repository import Subject
+from app.runtime.context import Context
 
 
 def _erase(ctx: Context, principal: Principal, digest: str, scope: str) -> dict[str, Any] | None:

@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.api.deps import ContextDep
-from app.audit.charts import fairness_png, impact_png
+from app.access.principals import Permission, Principal
+from app.catalog import cards as model_cards
 from app.errors import RationaleError
-from app.security.principals import Permission, Principal
-from app.services import audits, model_cards
-from app.services.context import Context
+from app.fairness import service as audits
+from app.fairness.charts import fairness_png, impact_png
+from app.http.deps import ContextDep
+from app.runtime.context import Context
 from app.web.routes import HEADERS, _error, _gate, _page, texts
 
 router = APIRouter(prefix="/ui", include_in_schema=False)

@@ -21,15 +21,19 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from app.api.deps import ContextDep
-from app.api.schemas import ID_PATTERN
+from app.access import desk
+from app.access.principals import Permission, Principal
+from app.access.sessions import DeskSession
 from app.errors import NotFound, RationaleError
+from app.http.deps import ContextDep
+from app.http.schemas import ID_PATTERN
+from app.integrity import proofs
+from app.integrity import service as audit
+from app.records.service import find_explanation, read_explanation
+from app.reports import service as reports
 from app.reports.fonts import japanese_ttf
-from app.security.principals import Permission, Principal
-from app.services import audit, desk, proofs, reports, reviews
-from app.services.context import Context
-from app.services.records import find_explanation, read_explanation
-from app.store.sessions import DeskSession
+from app.reviews import service as reviews
+from app.runtime.context import Context
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 SESSION_COOKIE = "rationale_session"

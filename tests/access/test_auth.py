@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from app.security.principals import key_id, parse_api_keys
+from app.access.principals import key_id, parse_api_keys
 from tests.helpers import KEYS, auth, instances, unique_id
 
 

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.helpers import KEYS, auth, instances, unique_id
-from tests.store.support import app_client
+from tests.ledger.support import app_client
 
 ALL = frozenset(KEYS)
 AUDIT = frozenset({"auditor", "admin"})
@@ -179,4 +179,4 @@ def test_every_v1_endpoint_has_its_role_cells(client: TestClient) -> None:
     }
     covered = {(method, template) for method, template, _, _ in CELLS}
     missing = sorted(routes - covered)
-    assert not missing, f"add these endpoints to CELLS in tests/api/test_roles.py: {missing}"
+    assert not missing, f"add these endpoints to CELLS in tests/access/test_roles.py: {missing}"

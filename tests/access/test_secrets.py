@@ -24,7 +24,7 @@ from tests.helpers import (
     make_settings,
     unique_id,
 )
-from tests.store.support import BACKENDS
+from tests.ledger.support import BACKENDS
 
 NEW_SECRET = "a-brand-new-server-secret-0123456789-abcdefgh"
 MODEL = "recidivism"

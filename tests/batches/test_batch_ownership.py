@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.access.principals import key_id
+from app.batches.service import store
 from app.main import create_app
-from app.security.principals import key_id
-from app.services.batches import store
 from tests.contract import ContractClient
 from tests.helpers import (
     API_KEYS,
@@ -24,7 +24,7 @@ from tests.helpers import (
     make_settings,
     unique_id,
 )
-from tests.store.support import BACKENDS
+from tests.ledger.support import BACKENDS
 
 MODEL = "recidivism"
 OTHER_BACKEND = "other-backend-key-0123456789abcdef"

@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
+from app.ledger.tables import model_versions
 from app.main import create_app
-from app.store.db import make_engine
-from app.store.repository import Repository
-from app.store.tables import model_versions
 from tests.helpers import MODELS, auth, fresh_postgres_database, make_settings
-from tests.store.support import BACKENDS
+from tests.ledger.support import BACKENDS
 
 
 @pytest.fixture(params=BACKENDS)

@@ -18,8 +18,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from structlog.testing import capture_logs
 
+from app.catalog.manifest import Manifest
 from app.main import create_app
-from app.registry.manifest import Manifest
 from tests.helpers import MODELS, auth, instances, make_settings, manifest
 
 

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from app.catalog.model import load_version
+from app.compute.batcher import ExplainBatcher, compute_many, compute_one
+from app.compute.batcher import Options as Job
 from app.errors import InvalidInput
-from app.registry.model import load_version
-from app.services.batching import ExplainBatcher, compute_many, compute_one
-from app.services.batching import Options as Job
 from tests.helpers import MODELS, instances
 
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from app.catalog.model import load_version
+from app.catalog.validation import FLOAT32_MAX, check_model_range, value_limit
+from app.compute import cost
+from app.compute.batcher import Computed, ExplainBatcher, compute_many, compute_one
+from app.compute.batcher import Options as Job
 from app.errors import InvalidInput
-from app.registry.model import load_version
-from app.registry.validation import FLOAT32_MAX, check_model_range, value_limit
-from app.services import cost
-from app.services.batching import Computed, ExplainBatcher, compute_many, compute_one
-from app.services.batching import Options as Job
-from app.store import migrate
-from app.store.chain import Draft
-from app.store.db import make_engine
-from app.store.repository import Repository
-from app.store.writer import GroupWriter, WriterStopped
+from app.ledger import migrate
+from app.ledger.chain import Draft
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
+from app.ledger.writer import GroupWriter, WriterStopped
 from tests.helpers import MODELS, instances
-from tests.store.support import explanation_draft
+from tests.ledger.support import explanation_draft
 
 POISON = 1e308
 """Finite, valid JSON, beyond float32: scikit-learn's trees refuse it."""

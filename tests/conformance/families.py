@@ -62,11 +62,11 @@ from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from threadpoolctl import threadpool_limits
 
+from app.catalog.loader import LoadRefused
+from app.catalog.model import LoadedModel, load_version
+from app.catalog.service import warm
+from app.compute.batcher import Options, compute_one
 from app.errors import RationaleError
-from app.registry.loader import LoadRefused
-from app.registry.model import LoadedModel, load_version
-from app.services.batching import Options, compute_one
-from app.services.models import warm
 
 GERMAN_CREDIT = Path(__file__).resolve().parents[2] / "models" / "data" / "german_credit.csv"
 """The German credit data (UCI Statlog) the demo models are trained on, kept in the repo."""

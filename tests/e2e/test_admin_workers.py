@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app as cli
-from app.store.db import make_engine
-from app.store.repository import Repository
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
 from tests.helpers import KEYS, MODELS, Server
-from tests.store.support import one_model
+from tests.ledger.support import one_model
 
 pytestmark = pytest.mark.server
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.serving import KEEP_ALIVE_SECONDS
+from app.runtime.workers import KEEP_ALIVE_SECONDS
 from tests.helpers import KEYS, Server, auth, instances, unique_id
-from tests.store.support import MODEL, one_model
+from tests.ledger.support import MODEL, one_model
 
 pytestmark = pytest.mark.server
 

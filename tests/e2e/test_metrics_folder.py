@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import metrics_folder
+from app.runtime import multiprocess as metrics_folder
 from tests.helpers import Server
 
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.helpers import ON_CI, Server, auth, free_port, instances, unique_id
-from tests.store.support import MODEL, one_model
+from tests.ledger.support import MODEL, one_model
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres]
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.store.chain import digest
-from app.store.db import make_engine
-from app.store.repository import Repository
+from app.ledger.chain import digest
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
 from tests.helpers import Server, auth, instances
 
 pytestmark = pytest.mark.server

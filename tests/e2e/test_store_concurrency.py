@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.store.db import make_engine
-from app.store.repository import Repository
+from app.ledger.db import make_engine
+from app.ledger.repository import Repository
 from tests.helpers import Server, auth, fresh_postgres_database, instances, unique_id
-from tests.store.support import MODEL, one_model
+from tests.ledger.support import MODEL, one_model
 
 pytestmark = pytest.mark.server
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers import Server, auth, instances, unique_id
-from tests.store.support import MODEL, one_model
+from tests.ledger.support import MODEL, one_model
 
 pytestmark = pytest.mark.server
 

@@ -11,10 +11,10 @@ from scipy.special import logit
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
 
+from app.catalog.model import load_version
 from app.explain import ExplainerUnavailable, TabularModel, explain_rows
 from app.explain.engine import AUTO_ORDER, ExplainerSet, Thresholds, library_versions
 from app.explain.model import FeatureSpec
-from app.registry.model import load_version
 from tests.explain.conftest import Case, records
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

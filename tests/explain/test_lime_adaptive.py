@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from app.catalog.model import load_version
 from app.explain import FidelityFailure, explain_rows
 from app.explain.engine import ExplainerSet, Thresholds
 from app.explain.lime_tabular import LimeTabular
 from app.explain.types import Target
-from app.registry.model import load_version
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 ROWS = 60

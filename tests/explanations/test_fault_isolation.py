@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.services.context import Context
+from app.runtime.context import Context
 from tests.helpers import API_KEYS, MODELS, auth, instances, make_settings, unique_id
 
 OTHER = "other-backend-key-0123456789abcdef"

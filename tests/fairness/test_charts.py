@@ -1,4 +1,4 @@
-"""The audit charts speak the reader's language: their labels come from app/audit/lang."""
+"""The audit charts speak the reader's language: their labels come from app/fairness/lang."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.audit import charts
+from app.fairness import charts
 
 IMPACT: dict[str, Any] = {
     "model": "credit-risk",

@@ -17,7 +17,7 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 
-from app.audit.fairness import FairnessAccumulator, Grouping
+from app.fairness.groups import FairnessAccumulator, Grouping
 
 TOL = 1e-12
 

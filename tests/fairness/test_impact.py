@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.audit.impact import ImpactAccumulator, bucket_start
+from app.fairness.impact import ImpactAccumulator, bucket_start
 from app.main import create_app
 from tests.helpers import API_KEYS, MODELS, SECRET, auth, instances, make_settings
 

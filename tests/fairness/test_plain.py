@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import textstat
 
-from app.audit import plain
-from app.registry.manifest import Manifest
+from app.catalog.manifest import Manifest
+from app.fairness import plain
 from app.reports.wording import phrases
 from app.web.routes import texts
 from tests.helpers import MODELS, manifest

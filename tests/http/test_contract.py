@@ -14,12 +14,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api import problems
-from app.api.schemas import MAX_FEATURES, ExplanationRecord, Problem
+from app.http import problems
+from app.http.schemas import MAX_FEATURES, ExplanationRecord, Problem
 from app.main import create_app
 from tests.contract import ContractClient, check_response
 from tests.helpers import auth, instances, make_settings, unique_id
-from tests.store.support import app_client
+from tests.ledger.support import app_client
 
 ROW = instances("credit-risk", 1)[0]
 PROBLEM = "application/problem+json"

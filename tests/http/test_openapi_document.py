@@ -1,7 +1,8 @@
-"""The OpenAPI document is the contract: the served one equals the committed `docs/api/openapi.json`.
+"""The OpenAPI document is the contract: the served one equals `docs/api/openapi.json`.
 
 A change to the API shows up as a change to that file in review. To accept a deliberate change,
-write the file anew: `RATIONALE_WRITE_OPENAPI=1 .venv/bin/pytest tests/api/test_openapi_document.py`.
+write the file anew:
+`RATIONALE_WRITE_OPENAPI=1 .venv/bin/pytest tests/http/test_openapi_document.py`.
 """
 
 from __future__ import annotations

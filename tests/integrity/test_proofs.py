@@ -19,12 +19,12 @@ from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
 from app.cli import app as cli
+from app.ledger import merkle
+from app.ledger.chain import canonical, digest
+from app.ledger.tables import merkle_nodes, records
 from app.main import create_app
-from app.store import merkle
-from app.store.chain import canonical, digest
-from app.store.tables import merkle_nodes, records
 from tests.helpers import auth, fresh_postgres_database, make_settings
-from tests.store.support import BACKENDS, explanation_draft
+from tests.ledger.support import BACKENDS, explanation_draft
 
 ORIGIN = "proofs.test/log"
 

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app.security.principals import key_id
-from app.services import audit
-from app.services.explanations import LIBRARY_VERSIONS
+from app.access.principals import key_id
+from app.explanations.service import LIBRARY_VERSIONS
+from app.integrity import service as audit
 from tests.helpers import KEYS, auth, instances, unique_id
-from tests.store.support import app_client
+from tests.ledger.support import app_client
 
 SUBJECT = "customer-audit-7"
 

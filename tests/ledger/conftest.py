@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, Engine
 
-from app.store.db import WRITE
-from app.store.repository import Repository
-from tests.store.support import BACKENDS, migrated_engine
+from app.ledger.db import WRITE
+from app.ledger.repository import Repository
+from tests.ledger.support import BACKENDS, migrated_engine
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from app.ledger import migrate
+from app.ledger.chain import Draft
+from app.ledger.db import make_engine
+from app.ledger.repository import NewSubject
 from app.main import create_app
-from app.store import migrate
-from app.store.chain import Draft
-from app.store.db import make_engine
-from app.store.repository import NewSubject
 from tests.contract import ContractClient
 from tests.helpers import MODELS, fresh_postgres_database, make_settings
 

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import Engine
 
-from app.store.batches import FAILED, PENDING, SUCCEEDED, BatchStore, ItemOutcome
+from app.batches.repository import FAILED, PENDING, SUCCEEDED, BatchStore, ItemOutcome
 
 
 def new_batch(batches: BatchStore, items: int) -> str:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.store.chain import Draft, canonical
+from app.ledger.chain import Draft, canonical
 
 json_values = st.recursive(
     st.none()

@@ -1,7 +1,7 @@
 """Merkle proofs of the record log against an independent RFC 9162 implementation.
 
 The reference below is written from RFC 9162 §2.1's definitions (MTH, PATH, SUBPROOF) and
-its verification pseudocode (§2.1.3.2, §2.1.4.2), sharing no code with ``app.store.merkle``.
+its verification pseudocode (§2.1.3.2, §2.1.4.2), sharing no code with ``app.ledger.merkle``.
 The proofs under test are read from the stored subtree table of a real database, on both
 backends."""
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, func, select
 
-from app.store import merkle
-from app.store.proofs import ProofStore
-from app.store.repository import Repository
-from app.store.tables import merkle_nodes, records
-from tests.store.support import BACKENDS, explanation_draft, migrated_engine
+from app.integrity.repository import ProofStore
+from app.ledger import merkle
+from app.ledger.repository import Repository
+from app.ledger.tables import merkle_nodes, records
+from tests.ledger.support import BACKENDS, explanation_draft, migrated_engine
 
 # -- the reference (RFC 9162 §2.1) -----------------------------------------------------
 
@@ -258,7 +258,7 @@ def test_the_migration_builds_the_tree_of_records_stored_before_it(engine: Engin
     """Records stored before revision 0003 get their tree when it runs."""
     from alembic import command
 
-    from app.store.migrate import alembic_config
+    from app.ledger.migrate import alembic_config
 
     repository = Repository(engine)
     with engine.begin() as conn:

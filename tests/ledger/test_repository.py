@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event, text
 
-from app.store.chain import GENESIS_HASH, Draft, canonical, digest, verify_rows
-from app.store.repository import NewSubject, RecordFilter, Repository, Subject
-from tests.store.support import explanation_draft, with_subject
+from app.ledger.chain import GENESIS_HASH, Draft, canonical, digest, verify_rows
+from app.ledger.repository import NewSubject, RecordFilter, Repository, Subject
+from tests.ledger.support import explanation_draft, with_subject
 
 
 def fill(repo: Repository, count: int, **kwargs: Any) -> list[str]:

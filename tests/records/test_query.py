@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from app.cli import app as cli
 from tests.helpers import auth, instances, unique_id
-from tests.store.support import app_client
+from tests.ledger.support import app_client
 
 SUBJECT = "customer-query-1"
 

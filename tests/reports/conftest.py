@@ -22,8 +22,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from app.registry import LoadedModel
-from app.registry.model import load_version
+from app.catalog import LoadedModel
+from app.catalog.model import load_version
 from tests.helpers import MODELS
 
 DEMO_MODELS = ["credit-risk", "income", "recidivism"]

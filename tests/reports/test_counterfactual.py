@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.registry import LoadedModel
+from app.catalog import LoadedModel
 from app.reports.counterfactual import counterfactual
 from bench.counterfactual import adverse_rows, holdout_rows
 from tests.helpers import instances

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import textstat
 
-from app.registry import LoadedModel
+from app.catalog import LoadedModel
+from app.explanations.service import command_from_body
 from app.reports.reasons import toward_favourable
+from app.reports.service import explain_unstored
 from app.reports.wording import phrases
-from app.services.explanations import command_from_body
-from app.services.reports import explain_unstored
 from tests.helpers import instances
 from tests.reports.conftest import DEMO_MODELS, demo
 

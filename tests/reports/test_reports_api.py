@@ -20,7 +20,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from app.main import create_app
-from app.services.records import open_sealed
+from app.records.service import open_sealed
 from bench.counterfactual import adverse_rows, holdout_rows
 from tests.helpers import MODELS, auth, make_settings, unique_id
 from tests.reports.conftest import demo, predict_proba

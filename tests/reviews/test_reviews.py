@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.security.principals import key_id
+from app.access.principals import key_id
 from tests.helpers import KEYS, auth, instances, unique_id
-from tests.store.support import app_client
+from tests.ledger.support import app_client
 
 
 @pytest.fixture(scope="module")

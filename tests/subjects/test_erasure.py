@@ -15,12 +15,12 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from app.cli import app as cli
+from app.ledger.chain import canonical
+from app.ledger.crypto import subject_fingerprint
+from app.ledger.tables import subjects
 from app.main import create_app
-from app.security.crypto import subject_fingerprint
-from app.store.chain import canonical
-from app.store.tables import subjects
 from tests.helpers import auth, fresh_postgres_database, instances, make_settings, unique_id
-from tests.store.support import BACKENDS
+from tests.ledger.support import BACKENDS
 
 MODEL = "recidivism"
 
@@ -227,7 +227,7 @@ def test_a_person_erased_by_another_process_is_never_sealed_with_the_old_key(
     assert ctx.subject_keys.get(digest) is not None
 
     def draft_for(subject: Any, count: int) -> Any:
-        from app.store.chain import Draft
+        from app.ledger.chain import Draft
 
         return Draft(
             type="erasure",

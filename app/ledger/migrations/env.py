@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.store.db import make_engine
-from app.store.tables import metadata
+from app.ledger.db import make_engine
+from app.ledger.tables import metadata
 
 config = context.config
 

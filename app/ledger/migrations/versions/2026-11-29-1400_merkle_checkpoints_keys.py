@@ -72,7 +72,7 @@ def upgrade() -> None:
 
 def _fill_merkle_nodes() -> None:
     """Build the tree of the records already stored, streaming them in seq order."""
-    from app.store import merkle
+    from app.ledger import merkle
 
     conn = op.get_bind()
     size = 0

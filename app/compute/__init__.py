@@ -1,0 +1,1 @@
+"""Computing explanations off the event loop: the micro-batcher, and cost budgets."""

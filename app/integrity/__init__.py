@@ -1,0 +1,1 @@
+"""The record log's integrity: chain verification, the access log, checkpoints, proofs."""

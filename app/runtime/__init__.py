@@ -1,0 +1,1 @@
+"""The running process: its context, fatal state, logging, metrics and worker processes."""
