@@ -101,6 +101,15 @@ class ExplanationFailed(RationaleError):
     type_ = "/problems/explanation-failed"
 
 
+class InternalError(RationaleError):
+    """Something unforeseen failed while serving one request or row: that request's own 500
+    (a bug, logged with its traceback), never its neighbours'."""
+
+    status_code = 500
+    title = "Internal error"
+    type_ = "/problems/internal"
+
+
 class Unavailable(RationaleError):
     status_code = 503
     title = "Service unavailable"

@@ -11,19 +11,17 @@ from fastapi import FastAPI
 import app as package
 from app.batches import endpoints as batches
 from app.batches.dispatch import dispatcher_for
-from app.catalog import endpoints as models
-from app.catalog import upload_endpoints as model_upload
+from app.catalog import endpoints as catalog
 from app.catalog.service import load_models
 from app.catalog.upload import watch_registrations
 from app.config import Settings
 from app.explanations import endpoints as explanations
 from app.fairness import endpoints as fairness
 from app.health import endpoints as health
-from app.health import metrics_endpoint as metrics
 from app.http import openapi, problems
 from app.http.middleware import AccessLog, BodyLimit
 from app.http.timeouts import BodyTimeout
-from app.integrity import endpoints as audit
+from app.integrity import endpoints as integrity
 from app.integrity.proofs import run_checkpointer
 from app.ledger import migrate
 from app.records import endpoints as records
@@ -77,17 +75,15 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     problems.install(app)
     openapi.install(app)
     app.include_router(health.router)
-    app.include_router(model_upload.router)
-    app.include_router(models.router)
+    app.include_router(catalog.router)
     app.include_router(explanations.router)
     app.include_router(records.router)
-    app.include_router(audit.router)
+    app.include_router(integrity.router)
     app.include_router(fairness.router)
     app.include_router(reviews.router)
     app.include_router(reports.router)
     app.include_router(subjects.router)
     app.include_router(batches.router)
-    app.include_router(metrics.router)
     app.include_router(web.router)
     app.include_router(audit_pages.router)
     app.add_middleware(

@@ -13,11 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from app.batches.tables import batch_items, batches
 from app.ledger.chain import now_iso
 from app.ledger.db import WRITE, WriterGate
 from app.ledger.repository import PAGE, StoredRecord, Subject
-from app.ledger.tables import records, subjects
+from app.ledger.tables import batch_items, batches, records, subjects
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 

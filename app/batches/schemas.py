@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.http.schemas import ExplainOptions, ExplanationRecord, Identifier
+from app.explanations.schemas import ExplainOptions, ExplanationRecord
+from app.http.schemas import Identifier
 
 
 class BatchItem(BaseModel):

@@ -88,19 +88,3 @@ class ModelList(_Open):
     refused: list[RefusedVersionOut] = Field(
         default_factory=list, description="Version folders refused at load, and why."
     )
-
-
-class Health(_Open):
-    status: Literal["ok"]
-
-
-class Readiness(_Open):
-    """Whether the process serves: schema migrated and models loaded."""
-
-    ready: bool
-    models: int
-    refused: int
-    refused_versions: list[RefusedVersionOut] = Field(default_factory=list)
-    problems: list[str] | None = Field(
-        default=None, description="Why the process does not serve (with a 503)."
-    )

@@ -22,7 +22,7 @@ import structlog
 
 from app.catalog import LoadedModel
 from app.compute import cost
-from app.errors import FidelityError, FieldError, InvalidInput, RationaleError
+from app.errors import FidelityError, FieldError, InternalError, InvalidInput, RationaleError
 from app.explain import ExplainerUnavailable, Explanation, FidelityFailure, Target
 from app.explain.engine import explain_each
 
@@ -67,15 +67,6 @@ class Computed:
     raw: np.ndarray
     explanation: Explanation
     target: Target
-
-
-class ExplanationFailed(RationaleError):
-    """A row's explanation raised something unforeseen: that row's own 500 (a bug, logged
-    with its traceback), never its neighbours'."""
-
-    status_code = 500
-    title = "Internal error"
-    type_ = "/problems/internal"
 
 
 def _refusal(
@@ -131,7 +122,7 @@ def compute_many(
             results.append(_model_refused(exc))
         except Exception as exc:
             log.exception("explanation failed", model=model.name)
-            results.append(ExplanationFailed(f"the explanation failed: {type(exc).__name__}"))
+            results.append(InternalError(f"the explanation failed: {type(exc).__name__}"))
     return results
 
 

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from app.explanations import service
+from app.explanations.schemas import ExplainRequest, ExplanationRecord
 from app.http.deps import ContextDep, ExplainerDep, RecordReaderDep
 from app.http.responses import FastJSON
-from app.http.schemas import ID_PATTERN, ExplainRequest, ExplanationRecord
+from app.http.schemas import ID_PATTERN
 from app.records.service import read_explanation
 
 router = APIRouter(prefix="/v1", tags=["explanations"])

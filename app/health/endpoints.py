@@ -1,13 +1,17 @@
-"""Liveness and readiness (open endpoints)."""
+"""Liveness, readiness and the Prometheus exposition (open endpoints)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import asyncio
 
-from app.catalog.schemas import Health, Readiness
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from app.batches import service as batches
+from app.health.schemas import Health, Readiness
 from app.health.service import readiness
 from app.http.deps import ContextDep
+from app.runtime import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -31,3 +35,11 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
     if ready:
         return JSONResponse(body)
     return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def get_metrics(ctx: ContextDep) -> Response:
+    """Every metric, summed over the serving workers, in the Prometheus text format."""
+    depth = batches.store(ctx).pending_total
+    body, media_type = await asyncio.to_thread(metrics.render, depth)
+    return Response(body, media_type=media_type)

@@ -10,10 +10,16 @@ from fastapi.responses import PlainTextResponse
 from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
 from app.http.responses import FastJSON
-from app.http.schemas import AccessLog, Problem, VerifyReport
+from app.http.schemas import Problem
 from app.integrity import proofs
 from app.integrity import service as audit
-from app.integrity.schemas import CheckpointList, ConsistencyProof, InclusionProof
+from app.integrity.schemas import (
+    AccessLog,
+    CheckpointList,
+    ConsistencyProof,
+    InclusionProof,
+    VerifyReport,
+)
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 VerifyDep = Annotated[Principal, Depends(require(Permission.VERIFY))]

@@ -1,4 +1,4 @@
-"""Response schemas of proofs, checkpoints, erasure and keys (SPEC §11.5, §11.7, §11.11)."""
+"""Schemas of the log's integrity: chain verification, the access log, checkpoints, proofs."""
 
 from __future__ import annotations
 
@@ -42,10 +42,41 @@ class CheckpointList(BaseModel):
     next_cursor: str | None
 
 
-class ErasureResult(BaseModel):
-    """What an erasure did: the subject's reference, how many records it had, and the id
-    of the ``erasure`` record appended."""
+class ChainHead(BaseModel):
+    seq: int
+    hash: str
 
-    subject_ref: str
-    records: int
-    erasure_record: str
+
+class BadRecord(BaseModel):
+    id: str | None
+    seq: int | None
+    reason: str
+
+
+class VerifyReport(BaseModel):
+    """The outcome of recomputing the record chain."""
+
+    ok: bool
+    records_checked: int
+    first_bad: BadRecord | None
+    head: ChainHead | None
+
+
+class AccessEntry(BaseModel):
+    """One read of record content: who (key id, role), what, through which endpoint, when."""
+
+    id: str
+    seq: int
+    created_at: str
+    key_id: str
+    role: str
+    endpoint: str | None
+    records: list[str]
+    filters: dict[str, str | int | float | bool | None] | None = None
+    format: str | None = None
+    through_seq: int | None = None
+
+
+class AccessLog(BaseModel):
+    items: list[AccessEntry]
+    next_cursor: str | None

@@ -12,9 +12,10 @@ from app.access.principals import Permission, Principal
 from app.explanations.endpoints import RECORD_ID
 from app.http.deps import ContextDep, require
 from app.http.responses import FastJSON
-from app.http.schemas import ID_PATTERN, ExplanationList, ReplayReport
+from app.http.schemas import ID_PATTERN
 from app.integrity import service as audit
 from app.records import query
+from app.records.schemas import ExplanationList, ReplayReport
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
 QueryDep = Annotated[Principal, Depends(require(Permission.QUERY))]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from app.http.schemas import RecordLink
+from app.explanations.schemas import RecordLink
 
 ReportFormat = Literal["json", "html", "text", "pdf"]
 ReportLang = Literal["en", "ja"]

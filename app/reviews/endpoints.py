@@ -10,14 +10,9 @@ from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
 from app.http.responses import FastJSON
 from app.http.schemas import ID_PATTERN, Problem
+from app.records.schemas import SubjectDecisions
 from app.reviews import service as reviews
-from app.reviews.schemas import (
-    ReviewBody,
-    ReviewFeed,
-    ReviewRecord,
-    ReviewRequestBody,
-    SubjectDecisions,
-)
+from app.reviews.schemas import ReviewBody, ReviewFeed, ReviewRecord, ReviewRequestBody
 
 router = APIRouter(prefix="/v1", tags=["reviews"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -6,8 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from app.http.schemas import ExplanationRecord
-
 Note = Annotated[StrictStr, Field(max_length=4000)]
 
 
@@ -67,6 +65,14 @@ class ReviewFeed(BaseModel):
     next_cursor: str | None
 
 
-class SubjectDecisions(BaseModel):
-    items: list[ExplanationRecord]
-    next_cursor: str | None
+class Review(BaseModel):
+    """A human review appended to an explanation record."""
+
+    id: str
+    created_at: str
+    key_id: str
+    role: str
+    outcome: Literal["upheld", "overturned", "needs_information"] | None = None
+    reviewer: str | None = None
+    note: str | None = None
+    sealed: Literal["open", "withheld"] | None = None

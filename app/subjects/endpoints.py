@@ -10,8 +10,8 @@ from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
 from app.http.responses import FastJSON
 from app.http.schemas import ID_PATTERN, Problem
-from app.integrity.schemas import ErasureResult
 from app.subjects import service as erasure
+from app.subjects.schemas import ErasureResult
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.explanations.schemas import MAX_FEATURES, ExplanationRecord
 from app.http import problems
-from app.http.schemas import MAX_FEATURES, ExplanationRecord, Problem
+from app.http.schemas import Problem
 from app.main import create_app
 from tests.contract import ContractClient, check_response
 from tests.helpers import auth, instances, make_settings, unique_id
