@@ -47,9 +47,10 @@ from app.explanations.service import (
     command_from_body,
     validate,
 )
-from app.ledger.chain import Draft, associated_data, canonical, now_iso
-from app.ledger.crypto import new_data_key, seal, subject_fingerprint
+from app.ledger.chain import Draft, canonical_body, now_iso
+from app.ledger.crypto import subject_fingerprint
 from app.ledger.repository import NewSubject, StoredRecord, Subject
+from app.ledger.subject_keys import ATTEMPTS, SubjectKey
 from app.records.service import log_access, render_explanations
 from app.runtime import metrics
 from app.runtime.context import Context
@@ -180,17 +181,9 @@ def _prepare(ctx: Context, model: LoadedModel, pending: PendingItem) -> _Item:
     item = _Item(pending.position, command)
     try:
         _, item.row = validate(ctx, command)
-        item.body = canonical(command.body)
+        item.body = canonical_body(command.body)
     except RationaleError as exc:
         _fail(item, exc)
-    except (TypeError, ValueError, OverflowError) as exc:
-        _fail(
-            item,
-            InvalidInput(
-                "the body has no canonical JSON form",
-                errors=[FieldError("body", f"cannot be canonicalised (RFC 8785): {exc}")],
-            ),
-        )
     return item
 
 
@@ -222,54 +215,34 @@ def _compute(model: LoadedModel, items: Sequence[_Item]) -> None:
                 _fail(item, result)
 
 
-def _digest(ctx: Context, command: ExplainCommand) -> str:
-    if command.subject_id is not None:
-        return ctx.keys.subject_digest("subject", command.subject_id)
-    return ctx.keys.subject_digest("decision", command.decision_id)
-
-
 def _append(ctx: Context, principal: Principal, model: LoadedModel, items: Sequence[_Item]) -> None:
     """Seal and append the explained items in one group; retries items whose subject
     another writer created meanwhile (as a single request does)."""
     todo = [i for i in items if i.outcome is None and i.computed is not None]
-    digests = {i.position: _digest(ctx, i.command) for i in todo}
+    subjects = ctx.subjects
+    digests = {
+        i.position: subjects.digest(i.command.subject_id, i.command.decision_id) for i in todo
+    }
     known: dict[str, Subject] = store(ctx).subjects(list(digests.values()))
-    for _attempt in range(3):
+    for _attempt in range(ATTEMPTS):
         if not todo:
             return
-        keys: dict[str, tuple[str, bytes, NewSubject | None]] = {}
+        keys: dict[str, SubjectKey] = {}
         batch: list[tuple[Draft, NewSubject | None]] = []
         for item in todo:
             digest = digests[item.position]
             if digest not in keys:
                 subject = known.get(digest)
-                if subject is not None:
-                    data_key = ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref)
-                    keys[digest] = (subject.ref, data_key, None)
-                else:
-                    ref, data_key = ctx.repository.new_subject_ref(), new_data_key()
-                    wrapped = ctx.keys.wrap_data_key(data_key, ref)
-                    keys[digest] = (ref, data_key, NewSubject(digest, ref, wrapped))
-            ref, data_key, new_subject = keys[digest]
-            item.fingerprint = subject_fingerprint(data_key, item.body)
-            computed = item.computed
-            assert computed is not None and item.row is not None
+                keys[digest] = subjects.of(subject) if subject is not None else subjects.new(digest)
+            key = keys[digest]
+            item.fingerprint = subject_fingerprint(key.data_key, item.body)
+            assert item.computed is not None and item.row is not None
             draft, sealed_plain = build_draft(
-                model,
-                item.command,
-                principal,
-                item.row,
-                computed.raw,
-                computed.explanation,
-                computed.target,
-                ref,
-                item.fingerprint,
+                model, item.command, principal, item.row, item.computed, key.ref, item.fingerprint
             )
-            draft.sealed = seal(
-                data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
-            )
+            new_subject = key.claim if isinstance(key.claim, NewSubject) else None
             # Canonicalised here, not on the writer thread that every request shares.
-            batch.append((draft.prepare(), new_subject))
+            batch.append((draft.seal_with(key.data_key, sealed_plain).prepare(), new_subject))
         outcomes = ctx.writer.append(batch)
         retry: list[_Item] = []
         for item, outcome in zip(todo, outcomes, strict=True):

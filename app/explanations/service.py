@@ -21,11 +21,12 @@ from app.catalog.validation import check_model_range, check_row
 from app.compute import cost
 from app.compute.batcher import Computed
 from app.errors import Conflict, ExplanationFailed, FieldError, InvalidInput, RationaleError
-from app.explain import Explanation, Target
+from app.explain import Explanation
 from app.explain.engine import library_versions
-from app.ledger.chain import Draft, associated_data, canonical
-from app.ledger.crypto import new_data_key, seal, subject_fingerprint
-from app.ledger.repository import KnownSubject, NewSubject, StoredRecord, SubjectClaim
+from app.ledger.chain import Draft, canonical_body
+from app.ledger.crypto import subject_fingerprint
+from app.ledger.repository import StoredRecord
+from app.ledger.subject_keys import SubjectKey
 from app.records.service import explanation_view, render_page
 from app.reports.counterfactual import counterfactual
 from app.reports.reasons import principal_reasons, wording_stamp
@@ -180,13 +181,12 @@ def build_draft(
     command: ExplainCommand,
     principal: Principal,
     row: dict[str, Any],
-    raw: Any,
-    explanation: Explanation,
-    target: Target,
+    computed: Computed,
     subject_ref: str,
     fingerprint: str,
 ) -> tuple[Draft, dict[str, Any]]:
     """The explanation record's clear part, and the plaintext of its sealed part."""
+    raw, explanation, target = computed.raw, computed.explanation, computed.target
     names = model.model.feature_names
     order = sorted(range(len(names)), key=lambda i: (-abs(float(explanation.contributions[i])), i))
     prediction = _prediction(model, raw)
@@ -248,27 +248,6 @@ def build_draft(
     return draft, sealed_plain
 
 
-def _subject_key(ctx: Context, command: ExplainCommand) -> tuple[str, str, bytes, SubjectClaim]:
-    """(digest, reference, data key, claim for the append) of the request's subject, with
-    no read: a kept key is claimed as known, else a new subject is proposed (the append
-    answers ``subject_taken`` if the person already has one, and the draft is re-made)."""
-    if command.subject_id is not None:
-        digest = ctx.keys.subject_digest("subject", command.subject_id)
-    else:
-        digest = ctx.keys.subject_digest("decision", command.decision_id)
-    kept = ctx.subject_keys.get(digest)
-    if kept is not None:
-        ref, data_key = kept
-        return digest, ref, data_key, KnownSubject(digest, ref)
-    return _new_subject(ctx, digest)
-
-
-def _new_subject(ctx: Context, digest: str) -> tuple[str, str, bytes, SubjectClaim]:
-    ref = ctx.repository.new_subject_ref()
-    data_key = new_data_key()
-    return digest, ref, data_key, NewSubject(digest, ref, ctx.keys.wrap_data_key(data_key, ref))
-
-
 def _existing(ctx: Context, stored: StoredRecord, body: bytes) -> ExplainResult:
     subject = ctx.repository.subject_by_ref(stored.subject_ref) if stored.subject_ref else None
     if stored.subject_ref and subject is None:
@@ -295,53 +274,38 @@ async def explain_and_record(
 ) -> ExplainResult:
     """Explain one decision and store its record; an identical retry returns the record."""
     model, row = validate(ctx, command)
-    try:
-        body = canonical(command.body)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidInput(
-            "the body has no canonical JSON form",
-            errors=[FieldError("body", f"cannot be canonicalised (RFC 8785): {exc}")],
-        ) from exc
+    body = canonical_body(command.body)
     # A retry is recognised under the chain lock when its record is appended, so the
     # common path (a new decision) costs no extra read.
     started = time.perf_counter()
     computed = await _compute(ctx, model, row, command)
     metrics.observe_explanations(model, [command.method], [computed], time.perf_counter() - started)
-    raw, explanation, target = computed.raw, computed.explanation, computed.target
-    digest, ref, data_key, claim = _subject_key(ctx, command)
     what_would_change = (
         await asyncio.to_thread(counterfactual, model, row) if command.counterfactual else None
     )
-    for _attempt in range(3):
-        fingerprint = subject_fingerprint(data_key, body)
+
+    def make(subject: SubjectKey) -> tuple[Draft, dict[str, Any]]:
+        fingerprint = subject_fingerprint(subject.data_key, body)
         draft, sealed_plain = build_draft(
-            model, command, principal, row, raw, explanation, target, ref, fingerprint
+            model, command, principal, row, computed, subject.ref, fingerprint
         )
         if command.counterfactual:
             sealed_plain["counterfactual"] = what_would_change
-        draft.sealed = seal(
-            data_key, canonical(sealed_plain), associated_data(draft.id, draft.type)
-        )
-        (outcome,) = await ctx.writer.commit([(draft, claim)], ctx.settings.write_timeout_seconds)
-        if outcome.existing is not None:
-            return await asyncio.to_thread(_existing, ctx, outcome.existing, body)
-        if outcome.subject_taken is not None:
-            taken = outcome.subject_taken
-            ref, claim = taken.ref, KnownSubject(digest, taken.ref)
-            data_key = ctx.keys.unwrap_data_key(taken.wrapped_key, taken.ref)
-            continue
-        if outcome.subject_gone:  # erased since its key was kept
-            ctx.subject_keys.evict(digest)
-            digest, ref, data_key, claim = _new_subject(ctx, digest)
-            continue
-        assert outcome.record is not None
-        ctx.subject_keys.put(digest, ref, data_key)
-        document = json.loads(outcome.record.document)
-        view = explanation_view(document, sealed_plain, outcome.record)
-        view["reviews"] = []
-        view["review_requests"] = []
-        return ExplainResult(created=True, view=view)
-    raise RuntimeError(f"subject of {digest[:8]} kept changing while appending")
+        return draft.seal_with(subject.data_key, sealed_plain), sealed_plain
+
+    subjects = ctx.subjects
+    subject = subjects.claim(subjects.digest(command.subject_id, command.decision_id))
+    appended = await subjects.append_claimed(
+        ctx.writer, subject, make, ctx.settings.write_timeout_seconds
+    )
+    if appended.outcome.existing is not None:
+        return await asyncio.to_thread(_existing, ctx, appended.outcome.existing, body)
+    record = appended.outcome.record
+    assert record is not None
+    view = explanation_view(json.loads(record.document), appended.made, record)
+    view["reviews"] = []
+    view["review_requests"] = []
+    return ExplainResult(created=True, view=view)
 
 
 async def _compute(

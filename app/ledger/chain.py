@@ -13,6 +13,9 @@ from typing import Any
 import orjson
 import rfc8785
 
+from app.errors import FieldError, InvalidInput
+from app.ledger.crypto import seal
+
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
 RECORD_TYPES = (
@@ -77,6 +80,17 @@ def _jcs_ready(value: Any) -> Any:
     return orjson.Fragment(rfc8785.dumps(value))
 
 
+def canonical_body(body: Any) -> bytes:
+    """A request body's canonical bytes (RFC 8785), or a 422 naming ``body``."""
+    try:
+        return canonical(body)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(
+            "the body has no canonical JSON form",
+            errors=[FieldError("body", f"cannot be canonicalised (RFC 8785): {exc}")],
+        ) from exc
+
+
 def digest(data: bytes) -> str:
     """SHA-256 hex digest."""
     return hashlib.sha256(data).hexdigest()
@@ -115,6 +129,11 @@ class Draft:
     target_id: str | None = None
     fingerprint: str | None = None
     _parts: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def seal_with(self, data_key: bytes, plain: dict[str, Any]) -> Draft:
+        """Seal ``plain`` under the subject's data key, bound to this record's id and type."""
+        self.sealed = seal(data_key, canonical(plain), associated_data(self.id, self.type))
+        return self
 
     def prepare(self) -> Draft:
         """Canonicalise the parts fixed before the chain lock (clear and sealed), so that

@@ -143,6 +143,71 @@ def _copy_records(conn: Connection, rows: list[dict[str, Any]]) -> None:
             copy.write_row(tuple(row[name] for name in _COPY_COLUMNS))
 
 
+def _refusal(
+    draft: Draft,
+    subject: SubjectClaim | None,
+    taken: dict[str, StoredRecord],
+    pending: dict[str, Subject],
+    known: dict[str, Subject],
+) -> AppendOutcome | None:
+    """Why a draft is not appended (its decision has a record, or its subject claim lost),
+    or None when it takes its place."""
+    if draft.type == "explanation" and draft.decision_id is not None:
+        existing = taken.get(draft.decision_id)
+        if existing is not None:
+            return AppendOutcome(existing=existing)
+    if subject is None:
+        return None
+    current = pending.get(subject.digest) or known.get(subject.digest)
+    if current is not None and current.ref != subject.ref:
+        return AppendOutcome(subject_taken=current)
+    if current is None and isinstance(subject, KnownSubject):
+        return AppendOutcome(subject_gone=True)
+    return None
+
+
+def _placed(
+    draft: Draft, seq: int, prev: str, created_at: str
+) -> tuple[dict[str, Any], StoredRecord]:
+    """The draft's row at ``seq`` after ``prev``, and the record it becomes."""
+    document = draft.canonical_document(seq, prev, created_at)
+    record_hash = digest(document)
+    row = draft.columns() | {
+        "seq": seq,
+        "created_at": created_at,
+        "prev_hash": prev,
+        "hash": record_hash,
+        "document": document,
+    }
+    stored = StoredRecord(
+        seq=seq,
+        id=draft.id,
+        type=draft.type,
+        hash=record_hash,
+        prev_hash=prev,
+        document=document,
+        fingerprint=draft.fingerprint,
+        subject_ref=draft.subject_ref,
+        target_id=draft.target_id,
+        created_at=created_at,
+    )
+    return row, stored
+
+
+def _insert_subjects(conn: Connection, new: list[Subject]) -> None:
+    """Create the subject rows first claimed by this append."""
+    if not new:
+        return
+    created = now_iso()
+    conn.execute(
+        insert(subjects),
+        [
+            {"digest": p.digest, "ref": p.ref, "wrapped_key": p.wrapped_key, "created_at": created}
+            for p in new
+        ],
+    )
+
+
 class Repository:
     """The record store's only door.
 
@@ -248,75 +313,29 @@ class Repository:
             d.decision_id for d, _ in items if d.type == "explanation" and d.decision_id
         ]
         taken = self._by_decisions(conn, decision_ids)
-        digests = [s.digest for _, s in items if s is not None]
-        known = self._subjects(conn, digests)
+        known = self._subjects(conn, [s.digest for _, s in items if s is not None])
         outcomes: list[AppendOutcome] = []
         rows: list[dict[str, Any]] = []
         pending: dict[str, Subject] = {}
         for draft, subject in items:
-            if draft.type == "explanation" and draft.decision_id is not None:
-                existing = taken.get(draft.decision_id)
-                if existing is not None:
-                    outcomes.append(AppendOutcome(existing=existing))
-                    continue
-            if subject is not None:
-                current = pending.get(subject.digest) or known.get(subject.digest)
-                if current is not None and current.ref != subject.ref:
-                    outcomes.append(AppendOutcome(subject_taken=current))
-                    continue
-                if current is None and isinstance(subject, KnownSubject):
-                    outcomes.append(AppendOutcome(subject_gone=True))
-                    continue
-                if current is None:
-                    assert isinstance(subject, NewSubject)
-                    pending[subject.digest] = Subject(
-                        subject.digest, subject.ref, subject.wrapped_key
-                    )
+            refused = _refusal(draft, subject, taken, pending, known)
+            if refused is not None:
+                outcomes.append(refused)
+                continue
+            if isinstance(subject, NewSubject) and not (
+                subject.digest in pending or subject.digest in known
+            ):
+                pending[subject.digest] = Subject(subject.digest, subject.ref, subject.wrapped_key)
             seq += 1
             # Never earlier than the previous record: time filters map onto seq ranges.
             created_at = max(now_iso(), last_created)
-            document = draft.canonical_document(seq, prev, created_at)
-            record_hash = digest(document)
-            rows.append(
-                draft.columns()
-                | {
-                    "seq": seq,
-                    "created_at": created_at,
-                    "prev_hash": prev,
-                    "hash": record_hash,
-                    "document": document,
-                }
-            )
-            stored = StoredRecord(
-                seq=seq,
-                id=draft.id,
-                type=draft.type,
-                hash=record_hash,
-                prev_hash=prev,
-                document=document,
-                fingerprint=draft.fingerprint,
-                subject_ref=draft.subject_ref,
-                target_id=draft.target_id,
-                created_at=created_at,
-            )
+            row, stored = _placed(draft, seq, prev, created_at)
+            rows.append(row)
             if draft.type == "explanation" and draft.decision_id is not None:
                 taken[draft.decision_id] = stored
             outcomes.append(AppendOutcome(record=stored))
-            prev, last_created = record_hash, created_at
-        if pending:
-            created = now_iso()
-            conn.execute(
-                insert(subjects),
-                [
-                    {
-                        "digest": p.digest,
-                        "ref": p.ref,
-                        "wrapped_key": p.wrapped_key,
-                        "created_at": created,
-                    }
-                    for p in pending.values()
-                ],
-            )
+            prev, last_created = stored.hash, created_at
+        _insert_subjects(conn, list(pending.values()))
         if rows and copy:
             _copy_records(conn, rows)
         elif rows:

@@ -91,49 +91,74 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything the report says, in ``lang``, from an opened explanation record view."""
     words = phrases(manifest, folder, lang)
-    text = words.lang.text
-    features = {f.name: f for f in manifest.features}
-    prediction = view["prediction"]
     explanation = view["explanation"]
-    label = prediction.get("label")
     adverse = is_adverse(
         manifest,
-        label,
+        view["prediction"].get("label"),
         float(explanation["base_value"]),
         float(explanation.get("model_output", explanation["base_value"])),
     )
+    reasons = _reasons(words, manifest, view)
+    card = manifest.card or {}
+    model = view["model"]
+    return {
+        "lang": lang,
+        "reference": view["decision_id"],
+        "explanation_id": view["id"],
+        "decided_on": str(view["created_at"])[:10],
+        "decision": _decision(words, manifest, view["prediction"], adverse),
+        "purpose": card.get("intended_use"),
+        "limitations": card.get("limitations"),
+        "reasons": reasons,
+        "changes": _changes(words, counterfactual),
+        "input": _details(words, manifest, view.get("input") or {}),
+        "model": {"name": model["name"], "version": model["version"], "sha256": model["sha256"]},
+        "review_contact": review_contact,
+        "wording": {
+            "lang": lang,
+            "wording_sha256": words.wording.sha256,
+            "templates_sha256": words.lang.sha256,
+        },
+        "texts": _texts(words, view, reasons, adverse, review_contact),
+    }
+
+
+def _decision(
+    words: Phrases, manifest: Manifest, prediction: dict[str, Any], adverse: bool
+) -> dict[str, Any]:
+    """The decision in words: the class given, or the predicted value."""
+    text = words.lang.text
     if manifest.task == "classification":
-        decision = {
+        label = prediction["label"]
+        return {
             "outcome": label,
             "favourable": label == manifest.favorable,
             "text": text("report.decision", outcome=words.outcome(label)),
         }
-    else:
-        value = prediction["value"]
-        decision = {
-            "value": value,
-            "favourable": not adverse,
-            "text": text("report.decision_value", value=f"{value:,.2f}"),
-        }
+    value = prediction["value"]
+    return {
+        "value": value,
+        "favourable": not adverse,
+        "text": text("report.decision_value", value=f"{value:,.2f}"),
+    }
+
+
+def _reasons(words: Phrases, manifest: Manifest, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored principal reasons retold in the report's language, protected ones noted."""
+    features = {f.name: f for f in manifest.features}
     reasons = []
     for reason in retell(words, view.get("reasons") or []):
         feature = features[reason["feature"]]
+        note = words.lang.text("report.protected_note") if feature.protected else None
         reasons.append(
-            reason
-            | {
-                "label": words.label(feature),
-                "protected": feature.protected,
-                "note": text("report.protected_note") if feature.protected else None,
-            }
+            reason | {"label": words.label(feature), "protected": feature.protected, "note": note}
         )
-    directions = {r["direction"] for r in reasons}
-    reasons_heading = (
-        text("report.reasons_against_heading", goal=words.goal())
-        if "against" in directions or (not reasons and adverse)
-        else text("report.reasons_for_heading")
-    )
-    row = view.get("input") or {}
-    details = [
+    return reasons
+
+
+def _details(words: Phrases, manifest: Manifest, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The person's input as used, in words, in the manifest's feature order."""
+    return [
         {
             "feature": f.name,
             "label": words.label(f),
@@ -144,49 +169,43 @@ def report_context(
         for f in manifest.features
         if f.name in row
     ]
-    card = manifest.card or {}
-    decided = str(view["created_at"])[:10]
+
+
+def _texts(
+    words: Phrases,
+    view: dict[str, Any],
+    reasons: list[dict[str, Any]],
+    adverse: bool,
+    review_contact: str,
+) -> dict[str, str]:
+    """The report's headings and sentences in its language."""
+    text = words.lang.text
+    directions = {r["direction"] for r in reasons}
+    reasons_heading = (
+        text("report.reasons_against_heading", goal=words.goal())
+        if "against" in directions or (not reasons and adverse)
+        else text("report.reasons_for_heading")
+    )
     model = view["model"]
     return {
-        "lang": lang,
-        "reference": view["decision_id"],
-        "explanation_id": view["id"],
-        "decided_on": decided,
-        "decision": decision,
-        "purpose": card.get("intended_use"),
-        "limitations": card.get("limitations"),
-        "reasons": reasons,
-        "changes": _changes(words, counterfactual),
-        "input": details,
-        "model": {"name": model["name"], "version": model["version"], "sha256": model["sha256"]},
-        "review_contact": review_contact,
-        "wording": {
-            "lang": lang,
-            "wording_sha256": words.wording.sha256,
-            "templates_sha256": words.lang.sha256,
-        },
-        "texts": {
-            "title": text("report.title"),
-            "reference": text("report.reference"),
-            "date": text("report.date"),
-            "decision_heading": text("report.decision_heading"),
-            "purpose_heading": text("report.purpose_heading"),
-            "limits": text("report.limits"),
-            "reasons_heading": reasons_heading,
-            "reasons_none": text("report.reasons_none"),
-            "change_heading": text("report.change_heading"),
-            "chart_caption": text("report.chart_caption", goal=words.goal()),
-            "input_heading": text("report.input_heading"),
-            "detail": text("report.detail"),
-            "your_value": text("report.your_value"),
-            "model_heading": text("report.model_heading"),
-            "model_version": text(
-                "report.model_version", name=model["name"], version=model["version"]
-            ),
-            "made_on": text("report.made_on", date=decided),
-            "review_heading": text("report.review_heading"),
-            "review": text("report.review", contact=review_contact, reference=view["decision_id"]),
-        },
+        "title": text("report.title"),
+        "reference": text("report.reference"),
+        "date": text("report.date"),
+        "decision_heading": text("report.decision_heading"),
+        "purpose_heading": text("report.purpose_heading"),
+        "limits": text("report.limits"),
+        "reasons_heading": reasons_heading,
+        "reasons_none": text("report.reasons_none"),
+        "change_heading": text("report.change_heading"),
+        "chart_caption": text("report.chart_caption", goal=words.goal()),
+        "input_heading": text("report.input_heading"),
+        "detail": text("report.detail"),
+        "your_value": text("report.your_value"),
+        "model_heading": text("report.model_heading"),
+        "model_version": text("report.model_version", name=model["name"], version=model["version"]),
+        "made_on": text("report.made_on", date=str(view["created_at"])[:10]),
+        "review_heading": text("report.review_heading"),
+        "review": text("report.review", contact=review_contact, reference=view["decision_id"]),
     }
 
 

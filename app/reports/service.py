@@ -20,8 +20,7 @@ from app.catalog.validation import check_row
 from app.compute.batcher import compute_one
 from app.errors import Conflict, InvalidInput, NotFound
 from app.explanations.service import ExplainCommand, build_draft
-from app.ledger.chain import GENESIS_HASH, Draft, associated_data, canonical, now_iso
-from app.ledger.crypto import seal
+from app.ledger.chain import GENESIS_HASH, Draft, now_iso
 from app.ledger.repository import StoredRecord
 from app.records.service import (
     explanation_view,
@@ -176,7 +175,7 @@ async def issue(
         "content": base64.b64encode(rendered.content).decode(),
         "counterfactual": what,
     }
-    draft.sealed = seal(data_key, canonical(sealed_plain), associated_data(draft.id, draft.type))
+    draft.seal_with(data_key, sealed_plain)
     (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, None)]))
     record = outcome.record
     assert record is not None
@@ -225,9 +224,7 @@ def explain_unstored(model: LoadedModel, command: ExplainCommand) -> dict[str, A
         command,
         Principal("local", Role.ADMIN),
         row,
-        computed.raw,
-        computed.explanation,
-        computed.target,
+        computed,
         "unstored",
         "",
     )

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from app.access.principals import Principal
 from app.errors import Conflict, NotFound
-from app.ledger.chain import Draft, associated_data, canonical
-from app.ledger.crypto import seal
+from app.ledger.chain import Draft
 from app.ledger.repository import RecordFilter, StoredRecord
 from app.records.query import decode_cursor, encode_cursor, parse_time
 from app.records.service import find_explanation, log_access, render_explanations
@@ -58,7 +57,7 @@ async def _append_linked(
         subject_ref=ref,
         target_id=stored.id,
     )
-    draft.sealed = seal(data_key, canonical({"note": note}), associated_data(draft.id, draft.type))
+    draft.seal_with(data_key, {"note": note})
     (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, None)]))
     assert outcome.record is not None
     return {

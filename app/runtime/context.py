@@ -16,9 +16,9 @@ from app.config import Settings
 from app.ledger.crypto import ServerKeys
 from app.ledger.db import make_engine
 from app.ledger.repository import Repository
+from app.ledger.subject_keys import SubjectKeys, Subjects
 from app.ledger.writer import GroupWriter
 from app.runtime import lifecycle
-from app.subjects.keys import SubjectKeys
 
 
 @dataclass
@@ -65,6 +65,11 @@ class Context:
             ),
             slow_executor=slow,
         )
+
+    @property
+    def subjects(self) -> Subjects:
+        """Data keys of subjects for sealing, on the server keys in force now."""
+        return Subjects(self.keys, self.repository, self.subject_keys)
 
     def close(self) -> None:
         self.writer.close()
