@@ -25,7 +25,7 @@ LOCK_FLAGS := --no-config --generate-hashes --no-header --python-version 3.11 \
 INSTALL := env -u UV_OVERRIDE -u UV_CONSTRAINT -u UV_BUILD_CONSTRAINT $(UV) pip install \
 	--no-config --python $(PY)
 
-.PHONY: setup setup-dev browser run test lint typecheck pytest lock models bench clean
+.PHONY: setup setup-dev browser run test lint typecheck docs pytest lock models bench clean
 
 # The venv and the pinned uv inside it, with a clear message when Python is not fit.
 $(UV):
@@ -80,7 +80,12 @@ browser:
 pytest: setup-dev browser
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck pytest
+# The documentation site (mkdocs.yml, docs/), built strictly: a broken link or anchor, or a page
+# missing from the nav, fails the build. The configuration page is written from app/config.py.
+docs: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+test: lint typecheck docs pytest
 
 # Refresh both locks (versions and hashes only: no index or download address is recorded).
 lock: $(UV)
