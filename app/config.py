@@ -1,4 +1,5 @@
-"""Service settings, read from the environment with the ``RATIONALE_`` prefix (SPEC §4)."""
+"""Service settings, read from the environment with the ``RATIONALE_`` prefix
+(docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ class Settings(BaseSettings):
     log_origin: str = Field(
         default="rationale.local/log", min_length=1, max_length=255, pattern=r"^[^\s+]+$"
     )
-    """Origin line of signed checkpoints, and the name of their signing key (SPEC §11.5)."""
+    """Origin line of signed checkpoints, and the name of their signing key (docs/proofs.md)."""
 
     checkpoint_every_records: int = Field(default=1000, ge=0)
     """Issue a signed checkpoint once the log has grown this many records (0: off)."""

@@ -1,4 +1,5 @@
-"""Rationale's benchmark: ``python -m bench`` (or ``make bench``), see SPEC §9 and §10.10.
+"""Rationale's benchmark: ``python -m bench`` (or ``make bench``), see
+docs/operations/benchmarks.md.
 
 One run on one machine measures the bare explainer call in-process, the model-agnostic
 path against naive KernelExplainer (error against a reference computed in the run, at least
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-# One BLAS/OpenMP thread, as the service runs each worker (SPEC: one BLAS thread per
-# worker). Set before numpy is imported anywhere in the bench; OPENBLAS_CORETYPE is left.
+# One BLAS/OpenMP thread, as the service runs each worker (docs/operations/benchmarks.md: one
+# BLAS thread per worker). Set before numpy is imported anywhere in the bench; OPENBLAS_CORETYPE is left.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"

@@ -1,4 +1,5 @@
-"""``python -m bench``: bare explainer in-process vs the service over HTTP (SPEC §9)."""
+"""``python -m bench``: bare explainer in-process vs the service over HTTP
+(docs/operations/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,8 @@ def section_bare(run: Run) -> Section:
     run.results["bare"] = out
     md = (
         "One thread, one row at a time, explainer built once (not timed), 20 warm-up calls. "
-        "`spec` is the call of SPEC §10.10 with shap's defaults: `pipeline.predict_proba(row_df)` "
+        "`spec` is the call of docs/operations/benchmarks.md#the-bare-call with shap's defaults: "
+        "`pipeline.predict_proba(row_df)` "
         '+ `TreeExplainer(estimator, pre.transform(background), model_output="probability", '
         'feature_perturbation="interventional").shap_values(pre.transform(row_df))` (100-row '
         "background). `no_check` is the same with `check_additivity=False`; `predict_proba`, "
@@ -969,7 +971,8 @@ def section_forest(run: Run) -> Section:
     md = (
         f"`{forest.NAME}`: the credit-risk pipeline with a {forest.TREES}-tree "
         "RandomForestClassifier (bench/forest.py), 100-row background, one row at a time. "
-        "Bare call (SPEC §10.10): `pipeline.predict_proba(row_df)` + shap's interventional "
+        "Bare call (docs/operations/benchmarks.md#the-bare-call): `pipeline.predict_proba(row_df)` "
+        "+ shap's interventional "
         '`TreeExplainer(model_output="probability")` on the transformed row (built once; '
         f"shap misses additivity > 1e-6 on {local['shap_additivity_misses']} rows). Engine: "
         "encode + `explain_rows` under `auto` in-process (methods: "

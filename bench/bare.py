@@ -1,7 +1,7 @@
 """The bare explainer call in-process, as a user of shap + scikit-learn would write it.
 
-Tree models (SPEC §10.10): ``pipeline.predict_proba(row_df)`` + ``TreeExplainer(estimator,
-pre.transform(background), model_output="probability",
+Tree models (docs/operations/benchmarks.md#the-bare-call): ``pipeline.predict_proba(row_df)`` +
+``TreeExplainer(estimator, pre.transform(background), model_output="probability",
 feature_perturbation="interventional").shap_values(pre.transform(row_df))``. The explainer
 is built once (not timed); the one-row DataFrames are built before timing starts (so the
 bare figure leaves out the JSON → DataFrame step the service must do).

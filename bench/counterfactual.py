@@ -1,8 +1,9 @@
 """Reports section. Counterfactuals: on the credit-risk holdout set (the recipe's own split),
 every adverse decision gets a counterfactual search; p50/p95 per explanation and the found
-rate (SPEC §11.2; floors: found ≥ 90 %, p50 ≤ 150 ms, p95 ≤ 500 ms). Reasons: their cost on
-the decision path, in-process, against the explanation they come with (same rows, same
-run): ``compute_one`` alone (the path before reasons) and ``compute_one`` + reasons."""
+rate (docs/reports.md#what-would-change-the-outcome; floors: found ≥ 90 %, p50 ≤ 150 ms, p95 ≤ 500
+ms). Reasons: their cost on the decision path, in-process, against the explanation they come with
+(same rows, same run): ``compute_one`` alone (the path before reasons) and ``compute_one`` +
+reasons."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 TREE_MODELS = ("credit-risk", "income")
-"""Tree demo models: bare comparator is TreeSHAP (SPEC §10.10)."""
+"""Tree demo models: bare comparator is TreeSHAP (docs/operations/benchmarks.md#the-bare-call)."""
 EXACT_MODELS = ("recidivism",)
 """Non-tree demo models: bare comparator is shap.ExactExplainer over raw features."""
 AGNOSTIC_MODELS = ("breast-cancer",)

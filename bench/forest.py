@@ -7,10 +7,10 @@ German credit row, written next to a copy of credit-risk/1 (same manifest, backg
 feature list). ``shap.tree`` serves it with exact probability Shapley values of the raw
 features; the section reports on how many rows shap's own TreeExplainer misses additivity.
 
-Figures: the bare call of SPEC §10.10 (``pipeline.predict_proba(row_df)`` + shap's
-``TreeExplainer(model_output="probability")`` on the transformed row, built once), our
-in-process engine call (encode + ``explain_rows`` under ``auto``), and the service p50 over
-HTTP (one client, 2 workers, records durably stored).
+Figures: the bare call of docs/operations/benchmarks.md#the-bare-call
+(``pipeline.predict_proba(row_df)`` + shap's ``TreeExplainer(model_output="probability")`` on the
+transformed row, built once), our in-process engine call (encode + ``explain_rows`` under ``auto``),
+and the service p50 over HTTP (one client, 2 workers, records durably stored).
 
 ``rescaling_error``: boosted probability values are rescaled from exact log-odds values
 (``approximate``); against exact probability Shapley values enumerated over 12 raw features

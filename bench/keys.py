@@ -1,4 +1,4 @@
-"""Key revocation delay (issue 19, SPEC §11.11): how long a revoked key still works.
+"""Key revocation delay (issue 19, docs/access.md#keys): how long a revoked key still works.
 
 A ``rationale serve --workers 2`` on SQLite; per trial a key is created with the command
 line (``rationale keys create``), used until both workers have accepted (and cached) it,

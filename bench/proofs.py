@@ -1,4 +1,4 @@
-"""Proof bench (SPEC §11.5, issue 19): inclusion and consistency proof latency and checkpoint
+"""Proof bench (docs/proofs.md, issue 19): inclusion and consistency proof latency and checkpoint
 cost over a stored Merkle tree of 1M leaves, against the same proofs computed in memory (the
 bare library call) in the same run.
 

@@ -108,7 +108,8 @@ def render(env: dict[str, Any], sections: Sequence[Section], argv: str) -> str:
     lines = [
         "# Rationale benchmark results",
         "",
-        f"Written by `python -m bench{(' ' + argv) if argv else ''}` (SPEC §9 Speed, §10.10). "
+        f"Written by `python -m bench{(' ' + argv) if argv else ''}` "
+        "(docs/operations/benchmarks.md). "
         "Re-run with `make bench`; every figure below comes from one run on one machine.",
         "",
         f"- date: {env['date']}",

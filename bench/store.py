@@ -1,5 +1,5 @@
-"""Record-store bench (SPEC §9, issue 12): bulk-load records through the repository, then
-measure filtered-query latency (p50/p95) and export peak memory at two log sizes.
+"""Record-store bench (docs/operations/benchmarks.md, issue 12): bulk-load records through the
+repository, then measure filtered-query latency (p50/p95) and export peak memory at two log sizes.
 
 Not part of ``make test``. Entry point: ``run_store_bench()`` (returns a dict of figures);
 ``python -m bench.store --records 1000000`` runs it alone."""

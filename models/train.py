@@ -7,7 +7,7 @@ driver fits the pipeline on the training split, scores the holdout, and writes t
 free version folder models/<name>/<N>/ (one past the highest existing N) with:
 
     model.skops     the fitted sklearn Pipeline (skops.io.dump, deflate-compressed)
-    model.yaml      the manifest (SPEC section 5), sha256 of model.skops included
+    model.yaml      the manifest (docs/models.md#the-manifest), sha256 of model.skops included
     background.csv  100 training rows (random_state=0), raw features, manifest order
     train.py        the recipe that produced it, copied verbatim under a short header
 
@@ -58,7 +58,7 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 
 class _ManifestDumper(yaml.SafeDumper):
     """Block style, except short lists of scalars (classes) and small flat mappings
-    (trained_with, metrics), which read better inline as in SPEC section 5."""
+    (trained_with, metrics), which read better inline as in docs/models.md#the-manifest."""
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:

@@ -141,3 +141,23 @@ def test_the_readme_links_resolve() -> None:
     assert local, "the README links into the docs"
     missing = [t for t in local if not (ROOT / t).exists()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+CITATION = re.compile(r"docs/([a-z0-9_/-]+)\.md(?:#([a-z0-9_-]+))?")
+
+
+def test_every_docs_page_and_anchor_the_code_cites_exists(site: Path) -> None:
+    """Comments cite the manual (``docs/<page>.md#<anchor>``): each must resolve in the site."""
+    root = Path(__file__).resolve().parents[1]
+    missing = []
+    for base in ("app", "tests", "bench"):
+        for path in (root / base).rglob("*.py"):
+            for page, anchor in CITATION.findall(path.read_text()):
+                html = site / page / "index.html"
+                if page == "index":
+                    html = site / "index.html"
+                if not html.exists():
+                    missing.append(f"{path.relative_to(root)}: docs/{page}.md")
+                elif anchor and f'id="{anchor}"' not in html.read_text():
+                    missing.append(f"{path.relative_to(root)}: docs/{page}.md#{anchor}")
+    assert not missing, sorted(set(missing))

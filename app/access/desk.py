@@ -1,8 +1,9 @@
-"""Support-desk sessions (SPEC §6 ``/ui``): sign in with a key, sign out, a language each.
+"""Support-desk sessions at ``/ui`` (docs/desk.md#signing-in): sign in with a key, sign out, a
+language each.
 
 A session is a random secret in an HttpOnly cookie; the server keeps only its SHA-256, the
 key's id and role, a form token (CSRF) and an expiry. Backend keys cannot sign in. Each
-sign-in is an ``admin_event`` record (who, what, when; nothing secret, SPEC §11.11).
+sign-in is an ``admin_event`` record (who, what, when; nothing secret, docs/desk.md#signing-in).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""API keys, roles and what each role may do (SPEC §6, §10.1)."""
+"""API keys, roles and what each role may do (docs/access.md#roles)."""
 
 from __future__ import annotations
 
@@ -81,12 +81,12 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.AUDITOR: _AUDIT,
     Role.ADMIN: frozenset(Permission),
 }
-"""What each role may do (SPEC §6, §10.1): backend explains and reads records by id;
+"""What each role may do (docs/access.md#roles): backend explains and reads records by id;
 support reads records and reports and adds reviews; auditor reads, queries, exports,
 verifies, replays and sees the access log and fairness figures; admin may do everything."""
 
 LOGGED_ROLES: frozenset[Role] = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
-"""Roles whose reads of record content append an ``access`` record (SPEC §7)."""
+"""Roles whose reads of record content append an ``access`` record (docs/record.md)."""
 
 UNSEALED_ROLES: frozenset[Role] = LOGGED_ROLES
 """Roles that see sealed parts decrypted on reads."""

@@ -1,4 +1,5 @@
-"""API keys created from the command line: only the secret's SHA-256 is stored (SPEC §8)."""
+"""API keys created from the command line: only the secret's SHA-256 is stored
+(docs/access.md#keys)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The server secret: derived keys at start, and rotation to a new secret (SPEC §11.11).
+"""The server secret: derived keys at start, and rotation to a new secret
+(docs/access.md#the-server-secret).
 
 Rotation re-wraps every subject's data key under the new master key and keeps the
 subject-id HMAC key (subject ids are never stored, so their digests cannot be recomputed)

@@ -1,5 +1,5 @@
 """API keys beyond the environment's bootstrap keys: create, list, revoke, authenticate
-(SPEC §8, §11.11). A revoked key is refused by every worker within ``KEY_CACHE_SECONDS``."""
+(docs/access.md#keys). A revoked key is refused by every worker within ``KEY_CACHE_SECONDS``."""
 
 from __future__ import annotations
 

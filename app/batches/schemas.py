@@ -1,4 +1,4 @@
-"""Request and response schemas of batches (SPEC §6, §11.12)."""
+"""Request and response schemas of batches (docs/operations/scale.md#batches)."""
 
 from __future__ import annotations
 

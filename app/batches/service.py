@@ -1,4 +1,4 @@
-"""Batches (SPEC §6, §11.12): many decisions of one model explained asynchronously.
+"""Batches (docs/operations/scale.md#batches): many decisions of one model explained asynchronously.
 
 Each item is the single request ``{model, version, method, options, decision_id,
 subject_id, instance, attributes}`` it stands for: same validation, same fingerprint, same
@@ -163,7 +163,8 @@ class _Item:
     body: bytes = b""
     """The item's request as the single request's canonical body (RFC 8785)."""
     fingerprint: str = ""
-    """Keyed with the subject's data key once it is known (SPEC §11.7), as a single request's."""
+    """Keyed with the subject's data key once it is known (docs/privacy.md#subjects), as a single
+    request's."""
     computed: Computed | None = None
     outcome: ItemOutcome | None = None
 

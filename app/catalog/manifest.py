@@ -1,4 +1,5 @@
-"""The ``model.yaml`` manifest of a model version (SPEC §5), validated with pydantic."""
+"""The ``model.yaml`` manifest of a model version (docs/models.md#the-manifest), validated with
+pydantic."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model upload and reload (SPEC §5, §11.10): a version is checked in a staging folder with
+"""Model upload and reload (docs/models.md#upload): a version is checked in a staging folder with
 the registry's own loader before it joins the models folder; every worker picks it up by
 watching the registrations table, without a restart."""
 

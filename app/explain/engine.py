@@ -46,7 +46,8 @@ EXACT_BEFORE_APPROXIMATE_TREE = 8
 """Up to this many raw features, ``auto`` prefers enumerated exact values to TreeSHAP's
 approximate ones (boosted trees in probability). Measured on a 100-tree GBC with a 100-row
 background on a busy 2-core machine: 28 ms per row at 6 features, 90 ms at 8, 4 s at 12,
-against about 2 ms for the rescaled values, whose error is about 7-11 % (README)."""
+against about 2 ms for the rescaled values, whose error is about 7-11 %
+(docs/explanations.md#shaptree)."""
 
 FAMILIES: dict[str, list[str]] = {"shap": AUTO_ORDER, "lime": [LimeTabular.name]}
 """Requestable family names: the first of their methods that applies and passes its bar."""

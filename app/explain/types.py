@@ -9,9 +9,9 @@ import numpy as np
 
 OutputSpace = Literal["probability", "log_odds", "prediction"]
 Exactness = Literal["exact", "estimated", "approximate"]
-"""How a number relates to the Shapley value it names (SPEC §6): ``exact`` (closed form,
-tree algorithms where they are exact, enumeration), ``estimated`` (sampling, with a
-standard error per feature) or ``approximate`` (``approximates`` says of what)."""
+"""How a number relates to the Shapley value it names (docs/explanations.md#what-an-attribution-is):
+``exact`` (closed form, tree algorithms where they are exact, enumeration), ``estimated`` (sampling,
+with a standard error per feature) or ``approximate`` (``approximates`` says of what)."""
 
 
 @dataclass(frozen=True)

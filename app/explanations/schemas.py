@@ -137,8 +137,8 @@ class ExplanationBody(BaseModel):
 
 
 class Reason(BaseModel):
-    """A principal reason in plain words (SPEC §11.1): a feature that weighed against the
-    favourable outcome (or for it, when the outcome is the favourable one)."""
+    """A principal reason in plain words (docs/reports.md#principal-reasons): a feature that weighed
+    against the favourable outcome (or for it, when the outcome is the favourable one)."""
 
     feature: str
     direction: Literal["against", "for"]
@@ -156,8 +156,9 @@ class CounterfactualChange(BaseModel):
 
 
 class Counterfactual(BaseModel):
-    """What would change the outcome (SPEC §11.2): the fewest changes to actionable inputs
-    that make the model give the favourable outcome, checked on the model."""
+    """What would change the outcome (docs/reports.md#what-would-change-the-outcome): the fewest
+    changes to actionable inputs that make the model give the favourable outcome, checked on the
+    model."""
 
     status: Literal["found", "none_within_bounds", "already_favourable", "not_applicable"]
     changes: list[CounterfactualChange]

@@ -159,8 +159,9 @@ def reasons_for(
     explained_class: str | None,
     predicted_label: str | None,
 ) -> dict[str, Any]:
-    """The sealed ``reasons`` (SPEC §11.1) in the request's language, and what their texts
-    were made from (``reasons_wording``: language, wording file and template hashes)."""
+    """The sealed ``reasons`` (docs/reports.md#principal-reasons) in the request's language, and
+    what their texts were made from (``reasons_wording``: language, wording file and template
+    hashes)."""
     words = phrases(model.manifest, model.folder, command.lang)
     names = model.model.feature_names
     reasons = principal_reasons(
@@ -318,7 +319,7 @@ async def _compute(
     except RationaleError:
         raise
     except Exception as exc:
-        # only the exception's type: its message may hold the person's values (SPEC §8)
+        # only the exception's type: its message may hold the person's values (docs/privacy.md#logs)
         log.error(
             "explanation failed", model=model.name, version=model.version, error=type(exc).__name__
         )

@@ -1,4 +1,4 @@
-"""Reported outcomes, fairness and impact audits (SPEC §11.8-§11.9)."""
+"""Reported outcomes, fairness and impact audits (docs/audits.md)."""
 
 from __future__ import annotations
 

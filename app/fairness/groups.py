@@ -1,4 +1,5 @@
-"""Group fairness figures over stored decisions (SPEC §11.8), computed in one streaming pass.
+"""Group fairness figures over stored decisions (docs/audits.md#fairness), computed in one streaming
+pass.
 
 A ``FairnessAccumulator`` takes decisions one at a time and keeps fixed-size tallies: a count
 per cell (group, favourable or not, reported outcome), per-group counts and probability sums,
@@ -150,7 +151,7 @@ class _Sum:
 
 
 class FairnessAccumulator:
-    """Streams decisions of one model version and answers SPEC §11.8's figures.
+    """Streams decisions of one model version and answers docs/audits.md#fairness's figures.
 
     Memory does not grow with the number of decisions: a decision is tallied into its cell
     (group, favourable or not, reported outcome) and its group's sums. fairlearn then runs

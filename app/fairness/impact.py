@@ -1,4 +1,4 @@
-"""A model's effects over time (SPEC §11.9), from the clear part of its stored decisions.
+"""A model's effects over time (docs/audits.md#impact), from the clear part of its stored decisions.
 
 Contributions are read toward the favourable outcome: for a binary classifier the sign
 flips when the explained class is the other one; for a multiclass model only explanations of

@@ -1,4 +1,4 @@
-"""Schemas of reported outcomes and of the fairness and impact audits (SPEC §11.8-§11.9)."""
+"""Schemas of reported outcomes and of the fairness and impact audits (docs/audits.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reported outcomes, fairness and impact audits over the stored decisions (SPEC §11.8-§11.9).
+"""Reported outcomes, fairness and impact audits over the stored decisions (docs/audits.md).
 
 Audits stream the records a page at a time (flat memory), open sealed parts only where a
 protected value lives there, and append an ``access`` record naming their filters before the
@@ -158,7 +158,8 @@ def protected_attributes(model: LoadedModel) -> list[Feature]:
 
 
 def grouping_for(model: LoadedModel, attribute: str) -> Grouping:
-    """How the attribute's values become groups (SPEC §11.8: bins, else background quartiles)."""
+    """How the attribute's values become groups (docs/audits.md#fairness: bins, else background
+    quartiles)."""
     feature, is_input = _protected(model, attribute)
     if feature.type == "categorical":
         return Grouping(attribute, numeric=False)
@@ -193,7 +194,8 @@ def _latest_actual(children: list[Any]) -> Any:
 def compute_fairness(
     ctx: Context, scope: AuditScope, attribute: str, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """SPEC §11.8's figures over one model version's stored decisions (one pass, flat memory)."""
+    """docs/audits.md#fairness's figures over one model version's stored decisions (one pass, flat
+    memory)."""
     model = _model(ctx, scope.model, scope.version)
     grouping = grouping_for(model, attribute)
     _, is_input = _protected(model, attribute)
@@ -259,7 +261,7 @@ async def fairness(
 def compute_impact(
     ctx: Context, scope: AuditScope, bucket: Bucket, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """SPEC §11.9's figures from the clear parts of one model version's decisions."""
+    """docs/audits.md#impact's figures from the clear parts of one model version's decisions."""
     model = _model(ctx, scope.model, scope.version, field="name")
     manifest = model.manifest
     accumulator = ImpactAccumulator(

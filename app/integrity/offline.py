@@ -1,6 +1,7 @@
-"""Offline checks of the log with only the public key (SPEC §11.5, §11.6): a chain export
-against a signed checkpoint, an inclusion proof, a consistency proof between checkpoints.
-No database, no service; what ``rationale records …`` runs."""
+"""Offline checks of the log with only the public key
+(docs/proofs.md#offline-with-only-the-verifier-key): a chain export against a signed checkpoint, an
+inclusion proof, a consistency proof between checkpoints. No database, no service; what ``rationale
+records …`` runs."""
 
 from __future__ import annotations
 

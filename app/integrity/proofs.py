@@ -1,4 +1,4 @@
-"""Signed checkpoints and Merkle proofs of the record log (SPEC §11.5)."""
+"""Signed checkpoints and Merkle proofs of the record log (docs/proofs.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Merkle proofs, checkpoints and signing keys over the stored tree (SPEC §11.5)."""
+"""Merkle proofs, checkpoints and signing keys over the stored tree (docs/proofs.md)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from app.records.service import find_explanation, log_access, open_sealed
 from app.runtime.context import Context
 
 REPLAY_TOLERANCE = 1e-9
-"""Largest |recorded − replayed| contribution for a replay to match (SPEC §10.7)."""
+"""Largest |recorded − replayed| contribution for a replay to match (docs/record.md#replay)."""
 
 
 async def verify(ctx: Context, seq: int | None, hash_: str | None) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
 
 async def replay(ctx: Context, principal: Principal, record_id: str) -> dict[str, Any]:
     """Recompute a stored explanation with its recorded model version, method and seed,
-    and say whether every contribution matches within 1e-9 (SPEC §10.7)."""
+    and say whether every contribution matches within 1e-9 (docs/record.md#replay)."""
     stored = await asyncio.to_thread(find_explanation, ctx, record_id=record_id)
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(ctx.executor, _replay, ctx, stored)

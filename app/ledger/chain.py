@@ -28,7 +28,7 @@ RECORD_TYPES = (
     "actual_outcome",
     "admin_event",
 )
-"""Every record type of SPEC §7 and §11; verify refuses any other."""
+"""Every record type of docs/record.md; verify refuses any other."""
 
 
 _SAFE_INT = 2**53 - 1

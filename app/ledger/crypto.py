@@ -1,4 +1,5 @@
-"""Keys derived from the server secret; AES-GCM sealing; keyed fingerprints (SPEC §7, §8)."""
+"""Keys derived from the server secret; AES-GCM sealing; keyed fingerprints
+(docs/record.md#clear-and-sealed-parts)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class ServerKeys:
 
 
 def subject_fingerprint(data_key: bytes, canonical_body: bytes) -> str:
-    """A request fingerprint keyed with the subject's data key (SPEC §11.7): the same
+    """A request fingerprint keyed with the subject's data key (docs/privacy.md#subjects): the same
     subject and body give the same fingerprint (idempotency), and once the key is destroyed
     nobody can confirm a guessed input against it."""
     key = _derive(data_key, "request fingerprint")

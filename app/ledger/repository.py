@@ -340,7 +340,8 @@ class Repository:
             _copy_records(conn, rows)
         elif rows:
             conn.execute(insert(records), rows)
-        # The Merkle tree's new complete subtrees, in the same transaction (SPEC §11.5).
+        # The Merkle tree's new complete subtrees, in the same transaction
+        # (docs/proofs.md#the-merkle-tree).
         merkle.extend(conn, tree_size, [row["hash"] for row in rows])
         return outcomes
 
@@ -377,7 +378,7 @@ class Repository:
     def erase_subject(
         self, subject_digest: str, draft_for: Callable[[Subject, int], Draft]
     ) -> tuple[Subject, int, StoredRecord] | None:
-        """Crypto-shred a subject (SPEC §8, §11.7): delete its row — the wrapped data key —
+        """Crypto-shred a subject (docs/privacy.md#erasure): delete its row — the wrapped data key —
         and append the ``erasure`` record ``draft_for(subject, records)`` in the same
         transaction, then scrub the key's bytes from the live files. None: no such subject.
         The only destructive operation in the code."""
@@ -401,7 +402,8 @@ class Repository:
     def _scrub_subjects(self) -> None:
         """Remove deleted subject rows' bytes from the live database files: SQLite
         (``secure_delete`` is on) folds the WAL back and truncates it; PostgreSQL rewrites
-        the table. Backups and WAL archives age out on their own schedule (README)."""
+        the table. Backups and WAL archives age out on their own schedule
+        (docs/privacy.md#limits-to-know)."""
         if self.is_postgres:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM FULL subjects")

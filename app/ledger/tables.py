@@ -110,7 +110,8 @@ desk_sessions = Table(
     Column("expires_at", String(32), nullable=False),
 )
 """Support-desk sign-ins: the SHA-256 of the session cookie's secret → the key's id and
-role, the form token, the chosen language, the expiry. State, not history (SPEC §11.11)."""
+role, the form token, the chosen language, the expiry. State, not history
+(docs/decisions.md#state-tables)."""
 
 merkle_nodes = Table(
     "merkle_nodes",
@@ -168,7 +169,7 @@ server_keys = Table(
 current master key."""
 
 # -- batches: mutable state, not history ----------------------------------------------------
-# Tables of batches (SPEC §6, §11.12): mutable state, not history (§11.11).
+# Tables of batches (docs/operations/scale.md#batches): mutable state, not history (docs/decisions.md#state-tables).
 #
 # A batch row says what was asked; one row per item holds the item's request until it is
 # processed (then the request is cleared: the person's data lives on only sealed in the

@@ -1,4 +1,5 @@
-"""Querying and exporting explanation records (auditors and admins, SPEC §6).
+"""Querying and exporting explanation records (auditors and admins,
+docs/record.md#query-and-export).
 
 Pages are taken by seq (never OFFSET) so a cursor stays valid while records are appended;
 cursors are MACed so they cannot be forged. Every query or export appends one ``access``

@@ -32,7 +32,7 @@ class ReplayBaseValue(BaseModel):
 
 
 class ReplayReport(BaseModel):
-    """Whether recomputing a stored explanation reproduces it (SPEC §10.7)."""
+    """Whether recomputing a stored explanation reproduces it (docs/record.md#replay)."""
 
     id: str
     decision_id: str

@@ -48,7 +48,8 @@ def open_sealed(ctx: Context, document: dict[str, Any]) -> dict[str, Any] | None
 def explanation_view(
     document: dict[str, Any], sealed: dict[str, Any] | None, stored: StoredRecord
 ) -> dict[str, Any]:
-    """The explanation record in the API's shape (SPEC §6); sealed fields null when withheld."""
+    """The explanation record in the API's shape (docs/api.md#explaining-a-decision); sealed fields
+    null when withheld."""
     clear = document["clear"]
     explanation = dict(clear["explanation"])
     values = (sealed or {}).get("attribution_values") or {}

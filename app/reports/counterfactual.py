@@ -1,5 +1,5 @@
-"""What would change the outcome (SPEC §11.2): the fewest changes to actionable,
-non-protected features that make the model itself give the favourable outcome.
+"""What would change the outcome (docs/reports.md#what-would-change-the-outcome): the fewest changes
+to actionable, non-protected features that make the model itself give the favourable outcome.
 
 Our own search (DiCE is MIT-licensed but samples at random and works row by row through
 pandas; alibi's licence is the Business Source License, not open source). Each candidate
@@ -200,7 +200,8 @@ def _result(
 
 
 def counterfactual(model: LoadedModel, row: dict[str, Any]) -> dict[str, Any]:
-    """The counterfactual of a (validated) row in SPEC §11.2's shape."""
+    """The counterfactual of a (validated) row in docs/reports.md#what-would-change-the-outcome's
+    shape."""
     manifest = model.manifest
     if manifest.task == "regression":
         return _result("not_applicable")

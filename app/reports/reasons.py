@@ -1,5 +1,5 @@
-"""Principal reasons (SPEC §11.1): up to four features that weighed most against the
-favourable outcome (for any other outcome) or helped it most (for the favourable one).
+"""Principal reasons (docs/reports.md#principal-reasons): up to four features that weighed most
+against the favourable outcome (for any other outcome) or helped it most (for the favourable one).
 
 Contributions are read toward the favourable outcome:
 

@@ -1,4 +1,4 @@
-"""A report for the affected person (SPEC §11.3), as JSON, HTML, plain text or PDF.
+"""A report for the affected person (docs/reports.md#reports), as JSON, HTML, plain text or PDF.
 
 ``report_context`` gathers everything a report says — the decision, what the model is for,
 the principal reasons, what would change the outcome, the person's input as used, the

@@ -1,4 +1,4 @@
-"""Request and response schemas of reports (SPEC §11.3)."""
+"""Request and response schemas of reports (docs/reports.md#reports)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reports and charts of explanation records (SPEC §11.3).
+"""Reports and charts of explanation records (docs/reports.md#reports).
 
 A preview (``GET …/report``) and a chart are rendered from the stored record and
 access-logged, not stored. Issuing a report (``POST …/reports``) renders it with the

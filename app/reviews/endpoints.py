@@ -1,4 +1,5 @@
-"""Human review: requests, reviews, the feed, and a person's decisions (SPEC §11.4)."""
+"""Human review: requests, reviews, the feed, and a person's decisions
+(docs/desk.md#human-review)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Schemas of human review (SPEC §11.4)."""
+"""Schemas of human review (docs/desk.md#human-review)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Human review (SPEC §11.4): requests, reviews, the feed backends poll, a person's decisions.
+"""Human review (docs/desk.md#human-review): requests, reviews, the feed backends poll, a person's
+decisions.
 
 A ``review_request`` records that the person asked for a human to look again; a ``review``
 records the outcome a reviewer reached. Both are chained records linked to the explanation,

@@ -1,4 +1,4 @@
-"""Erasure of a person's personal data (admin; SPEC §8, §11.7)."""
+"""Erasure of a person's personal data (admin; docs/privacy.md#erasure)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Erasure of a person's data by crypto-shredding (SPEC §8, §11.7)."""
+"""Erasure of a person's data by crypto-shredding (docs/privacy.md#erasure)."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ Cleaning: spaces around values stripped; adult.test's first line (a comment) ski
 the '.' at the end of its labels removed.
 
 Missing values: '?' (in workclass, occupation, native_country) is kept as a category of
-its own, "unknown" (SPEC 10.11) - no row is dropped, so the model can be asked about
-anyone, and "not stated" is itself informative in this data.
+its own, "unknown" (docs/decisions.md#demo-data) - no row is dropped, so the model can be asked
+about anyone, and "not stated" is itself informative in this data.
 
 Dropped columns:
 - fnlwgt: the census sampling weight (how many people the row stands for), a property of

@@ -3,8 +3,8 @@
 Data: ProPublica "Machine Bias" (2016), compas-scores-two-years, Broward County, Florida,
 2013-14 (7,214 defendants; names, dates of birth and case numbers removed).
 
-Not used (SPEC 10.11): decile_score - the commercial COMPAS tool's own output, not a fact
-about the person; age_cat - only repeats age. race is not a model input either: it is
+Not used (docs/decisions.md#demo-data): decile_score - the commercial COMPAS tool's own output, not
+a fact about the person; age_cat - only repeats age. race is not a model input either: it is
 declared under the manifest's `attributes:` so fairness audits can group by it.
 
 Nothing here is actionable: age, sex and criminal history are all in the past.

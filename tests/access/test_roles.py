@@ -1,4 +1,4 @@
-"""Every role × endpoint cell (SPEC §6, §10.1): allowed roles get their answer, the others
+"""Every role × endpoint cell (docs/access.md#roles): allowed roles get their answer, the others
 403; a missing or unknown key gets 401 everywhere."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""``rationale secrets rotate`` (SPEC §11.11): after a rotation the service runs on the new
-secret with every person's data readable and findable by subject id, and checkpoints
+"""``rationale secrets rotate`` (docs/access.md#the-server-secret): after a rotation the service
+runs on the new secret with every person's data readable and findable by subject id, and checkpoints
 signed under the old secret still verify by their key id."""
 
 from __future__ import annotations

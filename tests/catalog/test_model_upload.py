@@ -1,4 +1,4 @@
-"""Model upload and reload over HTTP (SPEC §5, §11.10): a new version is served at once;
+"""Model upload and reload over HTTP (docs/models.md#upload): a new version is served at once;
 a pickle, an oversize body, a path-traversing name and a changed version are refused with
 4xx, and the versions already served stay served."""
 

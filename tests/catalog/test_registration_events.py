@@ -1,6 +1,6 @@
-"""A model version the folder scan registers is an ``admin_event`` record (SPEC §11.11):
-exactly one per new version, written with the registration, never again on a later start,
-none for a version refused on load; on SQLite and PostgreSQL."""
+"""A model version the folder scan registers is an ``admin_event`` record
+(docs/access.md#administrative-events): exactly one per new version, written with the registration,
+never again on a later start, none for a version refused on load; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

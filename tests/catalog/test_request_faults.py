@@ -1,5 +1,5 @@
 """A model that fails on one instance answers that request with problem+json; the service
-goes on serving (SPEC §6: a 500 is a bug)."""
+goes on serving (docs/api.md#errors: a 500 is a bug)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Print the README's conformance table: ``python -m tests.conformance [--markdown]``.
+"""Print the conformance table of docs/conformance.md: ``python -m tests.conformance``.
 
 Runs every family of ``tests/conformance/families.py`` through the real registration path
 and reports what ``auto`` picked, how exact it is, and every refusal with its reason.

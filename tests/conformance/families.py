@@ -3,7 +3,8 @@ owner would (Pipeline with scaling and one-hot encoding, skops artifact, manifes
 background.csv), loaded by the service's own loader and explained under ``auto``.
 
 ``run_case`` returns what the service did with one family; ``tests/conformance`` asserts
-SPEC §6's bars on it and ``python -m tests.conformance`` prints the README's table.
+the fidelity bars (docs/explanations.md#fidelity-bars) on it; ``python -m tests.conformance`` prints
+the table of docs/conformance.md.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ BACKGROUND_ROWS = 24
 EXPLAINED_ROWS = 2
 
 EXACT_BAR = 1e-6
-"""|residual| of an ``exact`` explanation (SPEC §6)."""
+"""|residual| of an ``exact`` explanation (docs/explanations.md#fidelity-bars)."""
 AUTO_BAR = 1e-4
-"""|residual| / max(1, |output|) of anything ``auto`` returns (SPEC §6)."""
+"""|residual| / max(1, |output|) of anything ``auto`` returns
+(docs/explanations.md#fidelity-bars)."""
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,8 @@ CASES: list[Case] = [
         refused="not deterministic",
     ),
 ]
-"""Every family the service is checked against; the README's table is printed from it."""
+"""Every family the service is checked against; the table in docs/conformance.md is printed from
+it."""
 
 
 def pipeline_for(data: Data, estimator: Any) -> Pipeline:
@@ -548,7 +551,7 @@ def _run_case(case: Case, root: Path) -> Outcome:
 
 
 def bar(served: Served) -> float:
-    """The SPEC's additivity bar for this explanation."""
+    """The additivity bar for this explanation (docs/explanations.md#fidelity-bars)."""
     if served.exactness == "exact":
         return EXACT_BAR
     return AUTO_BAR * max(1.0, abs(served.output))

@@ -1,5 +1,6 @@
 """Every scikit-learn family of the conformance table is served under ``auto`` within the
-SPEC's bars, or refused at load with the reason the table gives (SPEC §6, §9)."""
+the fidelity bars, or refused at load with the reason the table gives
+(docs/explanations.md#fidelity-bars)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_family_is_served_within_its_bars_or_refused_as_the_table_says(
     for served in outcome.rows:
         # the service's prediction is the artifact's own
         assert abs(served.output - served.artifact_output) <= 1e-9 * max(1.0, abs(served.output))
-        # adds up to the artifact's prediction within the SPEC's bar for its exactness
+        # adds up to the artifact's prediction within the fidelity bar for its exactness
         assert abs(served.residual) <= bar(served), (served.method, served.residual)
         assert served.repeat_identical, f"{served.method} is not bit-identical on repeat"
         assert served.exactness in ("exact", "estimated", "approximate")

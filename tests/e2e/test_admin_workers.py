@@ -1,6 +1,7 @@
 """Administration against a running 2-worker ``rationale serve``: a key created from the
 command line is used, revoked and then refused with 401 by every worker within seconds
-(SPEC §11.11); a model version uploaded to one worker is served by both (SPEC §11.10)."""
+(docs/access.md#administrative-events); a model version uploaded to one worker is served by both
+(docs/models.md#upload)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Database outage (SPEC §6): a private PostgreSQL cluster is stopped under load and started
-again. During the outage requests answer 503 with Retry-After within seconds and /readyz is
-503; afterwards the same server process serves again, every 201 is stored, the chain
-verifies. (The machine's shared PostgreSQL is never touched: the test runs its own.)"""
+"""Database outage (docs/operations/faults.md#database-outage): a private PostgreSQL cluster is
+stopped under load and started again. During the outage requests answer 503 with Retry-After within
+seconds and /readyz is 503; afterwards the same server process serves again, every 201 is stored,
+the chain verifies. (The machine's shared PostgreSQL is never touched: the test runs its own.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Durability (SPEC §9): a real server killed with SIGKILL under concurrent load loses no
-record it answered 201 for, and the chain verifies after a restart."""
+"""Durability (docs/record.md#the-chain): a real server killed with SIGKILL under concurrent load
+loses no record it answered 201 for, and the chain verifies after a restart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every bad input of SPEC §6 gets a 4xx problem+json whose errors name the field."""
+"""Every bad input of docs/api.md#errors gets a 4xx problem+json whose errors name the field."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Signed checkpoints and Merkle proofs over HTTP, checked offline with only the public key
-(SPEC §11.5): the note parses as C2SP signed note by an independent reading, proofs verify
+(docs/proofs.md): the note parses as C2SP signed note by an independent reading, proofs verify
 through the CLI, and a history rewritten in the database is caught by a kept checkpoint."""
 
 from __future__ import annotations

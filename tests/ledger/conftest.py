@@ -1,4 +1,4 @@
-"""Repository tests roll back per test (SPEC §10.12): one connection per test holding an
+"""Repository tests roll back per test (docs/decisions.md#tests): one connection per test holding an
 outer transaction; the repository appends in savepoints on it, still under the chain
 lock, and everything is rolled back at the end. Each backend's database is built once per
 module by Alembic; PostgreSQL is a database created and dropped for the module."""

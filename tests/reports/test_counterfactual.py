@@ -1,5 +1,6 @@
-"""What would change the outcome (SPEC §11.2): checked against the artifact loaded
-independently; only actionable, non-protected features change, each within bounds."""
+"""What would change the outcome (docs/reports.md#what-would-change-the-outcome): checked against
+the artifact loaded independently; only actionable, non-protected features change, each within
+bounds."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Principal reasons (SPEC §11.1) on every demo model and on models the tests train: they
-name features by their descriptions, never codes; against an adverse outcome they are the
-features that pushed toward it most; English texts read easily (Flesch ≥ 60)."""
+"""Principal reasons (docs/reports.md#principal-reasons) on every demo model and on models the tests
+train: they name features by their descriptions, never codes; against an adverse outcome they are
+the features that pushed toward it most; English texts read easily (Flesch ≥ 60)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reports over HTTP (SPEC §11.3): previews are access-logged and not stored; an issued
+"""Reports over HTTP (docs/reports.md#reports): previews are access-logged and not stored; an issued
 report's stored bytes are what is served, again and again; the PDF opens and holds the
 reasons; Japanese reports are Japanese; the chart is a PNG; bad input is a clear 4xx."""
 

@@ -1,4 +1,5 @@
-"""Human review over the API (SPEC §11.4): requests, reviews, the feed, a person's decisions."""
+"""Human review over the API (docs/desk.md#human-review): requests, reviews, the feed, a person's
+decisions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Erasure by crypto-shredding (SPEC §8, §11.7) on SQLite and PostgreSQL: afterwards the
+"""Erasure by crypto-shredding (docs/privacy.md#erasure) on SQLite and PostgreSQL: afterwards the
 wrapped key is gone from the live database files, the person's data from every read and
 export, while the chain and every earlier checkpoint still verify."""
 
