@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 # One BLAS/OpenMP thread, as the service runs each worker (docs/operations/benchmarks.md: one
-# BLAS thread per worker). Set before numpy is imported anywhere in the bench; OPENBLAS_CORETYPE is left.
+# BLAS thread per worker). Set before numpy is imported anywhere in the bench;
+# OPENBLAS_CORETYPE is left.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"

@@ -169,7 +169,8 @@ server_keys = Table(
 current master key."""
 
 # -- batches: mutable state, not history ----------------------------------------------------
-# Tables of batches (docs/operations/scale.md#batches): mutable state, not history (docs/decisions.md#state-tables).
+# Tables of batches (docs/operations/scale.md#batches): mutable state, not history
+# (docs/decisions.md#state-tables).
 #
 # A batch row says what was asked; one row per item holds the item's request until it is
 # processed (then the request is cleared: the person's data lives on only sealed in the

@@ -1,7 +1,8 @@
 """batches
 
 The ``batches`` and ``batch_items`` tables (state of asynchronous batches,
-docs/operations/scale.md#batches). Mutable state, not history: the records the items become are in ``records``.
+docs/operations/scale.md#batches). Mutable state, not history: the records the items become
+are in ``records``.
 
 Revision ID: 0004
 Revises: 0003
