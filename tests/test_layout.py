@@ -126,3 +126,22 @@ def test_the_shared_layers_import_nothing_above_them(layer: str, allowed: set[st
             if m.split(".")[0] in {"fastapi", "starlette", "sqlalchemy"}
         )
         assert not web, web
+
+
+def test_the_readme_picture_and_the_architecture_page_name_every_package() -> None:
+    """The architecture picture matches the folders: no package is left out of either, and
+    neither names a package that does not exist."""
+    readme = (APP.parent / "README.md").read_text()
+    picture = re.search(r"## Architecture\n+```\n(.*?)```", readme, flags=re.S)
+    assert picture, "the README lost its architecture picture"
+    page = (APP.parent / "docs" / "architecture.md").read_text()
+    packages = {p.name for p in APP.iterdir() if (p / "__init__.py").exists()}
+    drawn = set(re.findall(r"\b([a-z]+)/", picture.group(1))) | set(
+        re.findall(r"^\s*([a-z]+(?:\s+[a-z]+)+)\s*$", picture.group(1), flags=re.M)
+    )
+    named = set()
+    for item in drawn:
+        named |= set(item.split())
+    assert packages <= named, sorted(packages - named)
+    tabled = set(re.findall(r"^\| `app/([a-z_]+)/` \|", page, flags=re.M))
+    assert tabled == packages, (sorted(packages - tabled), sorted(tabled - packages))

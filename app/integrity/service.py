@@ -1,4 +1,4 @@
-"""Audit use cases: verify the chain, list the access log, replay an explanation."""
+"""Integrity use cases: verify the chain, and the access log (who read what)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ import asyncio
 import json
 from typing import Any
 
-from app.access.principals import Principal
-from app.compute.batcher import Options, compute_one
-from app.errors import Conflict, FieldError, InvalidInput, RationaleError
-from app.explanations.service import LIBRARY_VERSIONS
+from app.errors import FieldError, InvalidInput
 from app.ledger.repository import StoredRecord
 from app.records.query import decode_cursor, encode_cursor, parse_time
-from app.records.service import find_explanation, log_access, open_sealed
 from app.runtime.context import Context
-
-REPLAY_TOLERANCE = 1e-9
-"""Largest |recorded − replayed| contribution for a replay to match (docs/record.md#replay)."""
 
 
 async def verify(ctx: Context, seq: int | None, hash_: str | None) -> dict[str, Any]:
@@ -155,86 +148,3 @@ async def access_log(
         "items": [_access_item(s) for s in page],
         "next_cursor": encode_cursor(ctx, page[-1].seq, scope) if more and page else None,
     }
-
-
-def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
-    document = json.loads(stored.document)
-    clear = document["clear"]
-    recorded = clear["explanation"]
-    model_ref = clear["model"]
-    sealed = open_sealed(ctx, document)
-    if sealed is None or sealed.get("input") is None:
-        raise Conflict(
-            "cannot replay: the input was erased (the subject's data key is destroyed)",
-            extra={"reason": "input_erased"},
-        )
-    model = ctx.catalog.get(model_ref["name"], model_ref["version"])
-    if model is None:
-        raise Conflict(
-            f"cannot replay: model {model_ref['name']!r} version {model_ref['version']!r} "
-            "is not loadable with the installed libraries",
-            extra={"reason": "model_unavailable"},
-        )
-    if model.artifact_sha256 != model_ref.get("sha256"):
-        raise Conflict(
-            "cannot replay: the served artifact differs from the recorded one",
-            extra={"reason": "artifact_changed"},
-        )
-    options = Options(
-        method=recorded["method"],
-        explained_class=recorded.get("explained_class"),
-        output=recorded.get("output"),
-        seed=int(recorded.get("seed") or 0),
-    )
-    try:
-        explanation = compute_one(model, sealed["input"], options).explanation
-    except RationaleError as exc:
-        raise Conflict(
-            f"cannot replay: recomputing with {recorded['method']} failed: {exc.detail}",
-            extra={"reason": "recompute_failed"},
-        ) from exc
-    names = model.model.feature_names
-    replayed = {n: float(explanation.contributions[i]) for i, n in enumerate(names)}
-    differences = []
-    for attribution in recorded["attributions"]:
-        feature = attribution["feature"]
-        now = replayed.get(feature)
-        delta = None if now is None else abs(now - float(attribution["contribution"]))
-        if delta is None or delta > REPLAY_TOLERANCE:
-            differences.append(
-                {
-                    "feature": feature,
-                    "recorded": attribution["contribution"],
-                    "replayed": now,
-                    "difference": delta,
-                }
-            )
-    recorded_versions: dict[str, Any] = recorded.get("versions") or {}
-    versions_changed = {
-        name: {"recorded": recorded_versions.get(name), "current": current}
-        for name, current in LIBRARY_VERSIONS.items()
-        if recorded_versions.get(name) != current
-    }
-    same_method = explanation.method == recorded["method"]
-    return {
-        "id": stored.id,
-        "decision_id": clear["decision_id"],
-        "model": {"name": model.name, "version": model.version, "sha256": model.artifact_sha256},
-        "match": same_method and not differences,
-        "tolerance": REPLAY_TOLERANCE,
-        "method": {"recorded": recorded["method"], "replayed": explanation.method},
-        "seed": options.seed,
-        "base_value": {"recorded": recorded.get("base_value"), "replayed": explanation.base_value},
-        "differences": differences,
-        "versions_changed": versions_changed,
-    }
-
-
-async def replay(ctx: Context, principal: Principal, record_id: str) -> dict[str, Any]:
-    """Recompute a stored explanation with its recorded model version, method and seed,
-    and say whether every contribution matches within 1e-9 (docs/record.md#replay)."""
-    stored = await asyncio.to_thread(find_explanation, ctx, record_id=record_id)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(ctx.executor, _replay, ctx, stored)
-    await log_access(ctx, principal, "POST /v1/explanations/{id}/replay", [stored.id])
-    return result

@@ -13,8 +13,8 @@ from app.explanations.endpoints import RECORD_ID
 from app.http.deps import ContextDep, require
 from app.http.responses import FastJSON
 from app.http.schemas import ID_PATTERN
-from app.integrity import service as audit
 from app.records import query
+from app.records import replay as replays
 from app.records.schemas import ExplanationList, ReplayReport
 
 router = APIRouter(prefix="/v1", tags=["explanations"])
@@ -99,4 +99,4 @@ async def replay_explanation(
 ) -> FastJSON:
     """Recompute the stored explanation with the model version, method and seed that made
     it; 409 with the reason when that is impossible."""
-    return FastJSON(await audit.replay(ctx, principal, str(record_id)))
+    return FastJSON(await replays.replay(ctx, principal, str(record_id)))
