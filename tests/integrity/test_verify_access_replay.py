@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app.access.principals import key_id
 from app.explanations.service import LIBRARY_VERSIONS
-from app.integrity import service as audit
+from app.records import replay as replays
 from tests.helpers import KEYS, auth, instances, unique_id
 from tests.ledger.support import app_client
 
@@ -188,7 +188,7 @@ def test_replay_lists_differences_and_changed_versions(client: TestClient) -> No
     document["clear"]["explanation"]["attributions"][0]["contribution"] += 1e-6
     document["clear"]["explanation"]["versions"]["shap"] = "0.0.1"
     forged = type(stored)(**{**stored.__dict__, "document": json.dumps(document).encode()})
-    report = audit._replay(ctx, forged)
+    report = replays._replay(ctx, forged)
     assert report["match"] is False
     (difference,) = report["differences"]
     assert difference["feature"] == document["clear"]["explanation"]["attributions"][0]["feature"]
