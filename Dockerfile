@@ -31,6 +31,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     RATIONALE_MODELS_DIR=/srv/rationale/models
 
+# LightGBM's library is built against OpenMP: the runtime needs libgomp1 (the slim image has none).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.* \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 rationale \
     && useradd --system --uid 10001 --gid 10001 --home-dir /srv/rationale rationale
 

@@ -129,6 +129,8 @@ def test_dockerfile_is_multi_stage_non_root_and_copies_what_exists() -> None:
     installs = [i["value"] for i in parser.structure if i["instruction"] == "RUN"]
     assert any("--require-hashes" in v and "requirements.lock" in v for v in installs)
     assert not any("requirements-dev.lock" in v or "--extra dev" in v for v in installs)
+    runtime_runs = " ".join(i["value"] for i in final if i["instruction"] == "RUN")
+    assert "libgomp1" in runtime_runs, "LightGBM needs OpenMP's runtime (libgomp1) in the image"
     for instruction in parser.structure:
         if instruction["instruction"] not in ("COPY", "ADD"):
             continue
