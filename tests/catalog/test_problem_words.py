@@ -37,7 +37,9 @@ INTERNALS = re.compile(
     r"|BadZipFile|zipfile\.|\b[A-Z][A-Za-z]*(Error|Exception)\b"
 )
 """What a problem must not show: pydantic's raw text and links, exception class names."""
-NAME_RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit, with no '..'"
+NAME_RULE = (
+    "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, with no '..'"
+)
 
 
 @pytest.fixture
