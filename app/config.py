@@ -141,7 +141,7 @@ class Settings(BaseSettings):
 
     max_artifact_compression_ratio: float = Field(default=100.0, ge=1)
     """Largest ratio of a zip artifact's inflated size to its size on disk (the demo models'
-    are 9 to 19); a zip bomb inflates hundreds of times its size."""
+    are 4 to 16); a zip bomb inflates hundreds of times its size."""
 
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often each worker looks for model versions registered by another worker."""
