@@ -134,6 +134,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest model upload (``POST /v1/models``, all three files together) in bytes."""
 
+    max_artifact_inflated_bytes: int | None = Field(default=None, ge=1024)
+    """Largest total size of a zip artifact's members once inflated (a skops file is a zip),
+    on upload and in the models folder alike; unset: 4 × ``RATIONALE_MAX_UPLOAD_BYTES``
+    (256 MiB by default). Checked from the archive's directory and again while inflating it."""
+
+    max_artifact_compression_ratio: float = Field(default=100.0, ge=1)
+    """Largest ratio of a zip artifact's inflated size to its size on disk (the demo models'
+    are 4 to 16); a zip bomb inflates hundreds of times its size."""
+
     model_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often each worker looks for model versions registered by another worker."""
 
@@ -160,3 +169,10 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the record store is an SQLite database."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def artifact_inflated_limit(self) -> int:
+        """The largest inflated size of a zip artifact (4 × the upload limit when unset)."""
+        if self.max_artifact_inflated_bytes is not None:
+            return self.max_artifact_inflated_bytes
+        return 4 * self.max_upload_bytes

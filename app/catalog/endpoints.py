@@ -10,7 +10,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from app.access.principals import Permission, Principal
 from app.catalog import service
 from app.catalog import upload as uploads
-from app.catalog.schemas import LatestModelCard, ModelCard, ModelList
+from app.catalog.schemas import LatestModelCard, ModelCard, ModelList, UploadedModelCard
 from app.errors import FieldError, InvalidInput
 from app.http.deps import ContextDep, ModelReaderDep, require
 from app.http.responses import FastJSON
@@ -30,9 +30,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 409, 413, 422)
 }
 ManageDep = Annotated[Principal, Depends(require(Permission.MANAGE_MODELS))]
+UPLOADED: dict[int | str, dict[str, Any]] = {
+    200: {"model": UploadedModelCard, "description": "The same files as an existing version"},
+    201: {"description": "A new version, registered and served: now the latest"},
+}
 
 
-@router.post("", status_code=201, responses=ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=UploadedModelCard,
+    responses=UPLOADED | ERRORS,
+)
 async def upload_model(
     ctx: ContextDep,
     principal: ManageDep,
@@ -40,9 +49,11 @@ async def upload_model(
     artifact: Annotated[UploadFile, File(description="The skops artifact the manifest names")],
     background: Annotated[UploadFile, File(description="The background CSV")],
 ) -> FastJSON:
-    """Register a new model version: checked with the registry's loader (safe names,
-    sha256, skops trusted types only) before it joins the models folder; every worker
-    serves it within seconds. 409 for an existing version with other hashes."""
+    """Register a new model version: checked with the registry's loader (safe names and
+    versions, sha256, a safe zip within the inflation limits, skops trusted types only)
+    before it joins the models folder; every worker serves it within seconds, and it becomes
+    the latest (`latest: true`). 422 naming the field at fault; 409 for an existing version
+    with other hashes."""
     files: dict[str, bytes] = {}
     errors = []
     for field, upload in (

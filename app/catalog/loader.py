@@ -1,14 +1,19 @@
-"""Safe loading of a model version folder: manifest, artifact hash, trusted types only."""
+"""Safe loading of a model version folder: manifest, artifact hash, a safe archive, trusted
+types only; every refusal says in words what is wrong with which file."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from app.catalog.manifest import Manifest, read_manifest
+from app.catalog.archive import ArchiveRefused, ZipLimits, check_zip
+from app.catalog.manifest import Manifest, ManifestInvalid, read_manifest
+from app.config import Settings
 
 TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
     {
@@ -51,8 +56,20 @@ SAFE_SUFFIXES = (".skops",)
 UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
+DEFAULT_LIMITS = ZipLimits(
+    max_inflated_bytes=4 * Settings.model_fields["max_upload_bytes"].default,
+    max_ratio=Settings.model_fields["max_artifact_compression_ratio"].default,
+)
+"""The service's default archive limits (``app/config.py``), for loads outside the server."""
+
+
 class LoadRefused(Exception):
-    """A model version folder that must not be served, with the reason."""
+    """A model version folder that must not be served, with the reason and the part at
+    fault (``manifest``, ``artifact`` or ``background``, as an upload names them)."""
+
+    def __init__(self, reason: str, part: str = "artifact") -> None:
+        super().__init__(reason)
+        self.part = part
 
 
 def sha256_file(path: Path) -> str:
@@ -63,17 +80,62 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_artifact(path: Path, allow_unsafe: bool) -> Any:
-    """Load a skops artifact trusting only the allow-list; pickle/joblib only when allowed."""
-    suffix = path.suffix.lower()
-    if suffix in SAFE_SUFFIXES:
-        import skops.io as sio
+def check_archive(path: Path, limits: ZipLimits, part: str = "artifact") -> None:
+    """Refuse a zip file (a skops artifact, or any part that is a zip) that is unsafe to read:
+    unsafe member names, links, or more inflated bytes or a higher ratio than ``limits``."""
+    try:
+        check_zip(path, limits)
+    except ArchiveRefused as exc:
+        raise LoadRefused(f"{path.name} {exc}", part) from None
 
+
+def _skops_schema(path: Path) -> None:
+    """Refuse, in words, a zip that is not a skops file: no ``schema.json`` object."""
+    with zipfile.ZipFile(path) as archive:
+        if "schema.json" not in archive.namelist():
+            raise LoadRefused(f"{path.name} is not a skops file: it holds no schema.json")
+        try:
+            schema = json.loads(archive.read("schema.json"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            where = (
+                f" ({exc.msg}, line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            )
+            raise LoadRefused(
+                f"{path.name} is not a skops file: its schema.json is not valid JSON{where}"
+            ) from None
+    if not isinstance(schema, dict) or "__class__" not in schema:
+        raise LoadRefused(f"{path.name} is not a skops file: its schema.json describes no object")
+
+
+def _load_skops(path: Path, limits: ZipLimits) -> Any:
+    """A skops artifact, after the archive checks, trusting only the allow-list."""
+    import skops.io as sio
+
+    check_archive(path, limits)
+    _skops_schema(path)
+    try:
         untrusted = sio.get_untrusted_types(file=path)
         refused = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
         if refused:
             raise LoadRefused(f"artifact holds types outside the allow-list: {', '.join(refused)}")
         return sio.load(path, trusted=list(untrusted))
+    except LoadRefused:
+        raise
+    except (AttributeError, TypeError, IndexError):
+        # skops walking a schema it did not write: its own internals, not the file's fault
+        raise LoadRefused(
+            f"{path.name} is not a readable skops file: its schema.json does not describe "
+            "objects the way skops writes them"
+        ) from None
+    except Exception as exc:
+        raise LoadRefused(unreadable(path.name, "skops file", exc)) from None
+
+
+def load_artifact(path: Path, allow_unsafe: bool, limits: ZipLimits = DEFAULT_LIMITS) -> Any:
+    """Load a skops artifact trusting only the allow-list; pickle/joblib only when allowed."""
+    suffix = path.suffix.lower()
+    if suffix in SAFE_SUFFIXES:
+        return _load_skops(path, limits)
     if suffix in UNSAFE_SUFFIXES:
         if not allow_unsafe:
             raise LoadRefused(
@@ -82,8 +144,33 @@ def load_artifact(path: Path, allow_unsafe: bool) -> Any:
             )
         import joblib
 
-        return joblib.load(path)
+        try:
+            return joblib.load(path)
+        except Exception as exc:
+            raise LoadRefused(unreadable(path.name, f"{suffix} file", exc)) from None
     raise LoadRefused(f"unknown artifact format {suffix!r}")
+
+
+def in_words(exc: BaseException) -> str:
+    """What an exception says, without its class name: its message, or what its kind means."""
+    if isinstance(exc, KeyError):
+        key = exc.args[0] if exc.args else None
+        if isinstance(key, str) and " " in key:
+            return key[:300]  # a sentence (zipfile's "There is no item named ...")
+        return (
+            f"an entry it needs is missing ({key!r})" if key is not None else "an entry is missing"
+        )
+    if isinstance(exc, MemoryError):
+        return "it needs more memory than the server has"
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    text = " ".join(str(exc).split())
+    return text[:300] if text else "it fails in a way that gives no message"
+
+
+def unreadable(name: str, what: str, exc: BaseException) -> str:
+    """A refusal for a file its reader failed on, in words."""
+    return f"{name} is not a readable {what}: {in_words(exc)}"
 
 
 def read_version_folder(folder: Path) -> tuple[Manifest, str, str]:
@@ -91,11 +178,11 @@ def read_version_folder(folder: Path) -> tuple[Manifest, str, str]:
     manifest, its sha256 and the background file's sha256."""
     manifest_path = folder / "model.yaml"
     if not manifest_path.is_file():
-        raise LoadRefused("no model.yaml")
+        raise LoadRefused("no model.yaml", "manifest")
     try:
         manifest, manifest_sha = read_manifest(manifest_path)
-    except Exception as exc:
-        raise LoadRefused(f"invalid model.yaml: {exc}") from exc
+    except ManifestInvalid as exc:
+        raise LoadRefused(f"invalid model.yaml: {exc}", "manifest") from None
     if folder.name != manifest.version or folder.parent.name != manifest.name:
         raise LoadRefused(
             f"folder {folder.parent.name}/{folder.name} does not match the manifest's "
@@ -111,24 +198,49 @@ def read_version_folder(folder: Path) -> tuple[Manifest, str, str]:
         )
     background = folder / manifest.background
     if not background.is_file():
-        raise LoadRefused(f"background {manifest.background} is missing")
+        raise LoadRefused(f"background {manifest.background} is missing", "background")
     return manifest, manifest_sha, sha256_file(background)
+
+
+def _numbers(column: pd.Series, file: str, feature: str) -> pd.Series:
+    """A numeric feature's column as floats; a refusal naming the first value that is not one."""
+    try:
+        return pd.to_numeric(column).astype("float64")
+    except (ValueError, TypeError):
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = column[coerced.isna() & (column.str.strip().str.lower() != "nan")]
+        where = f" (line {int(bad.index[0]) + 2}: {str(bad.iloc[0])[:40]!r})" if len(bad) else ""
+        raise LoadRefused(
+            f"{file}: numeric feature {feature} holds a value that is not a number{where}",
+            "background",
+        ) from None
 
 
 def read_background(folder: Path, manifest: Manifest) -> pd.DataFrame:
     """The background sample, checked against the manifest's features."""
-    frame = pd.read_csv(folder / manifest.background, dtype=str, keep_default_na=False)
+    name = manifest.background
+    try:
+        frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise LoadRefused(f"{name} is not UTF-8 text", "background") from None
+    except pd.errors.EmptyDataError:
+        raise LoadRefused(f"{name} is empty: it has no header line", "background") from None
+    except Exception as exc:  # the CSV parser's errors say where in words
+        raise LoadRefused(unreadable(name, "CSV file", exc), "background") from None
     missing = [n for n in manifest.feature_names if n not in frame.columns]
     if missing:
-        raise LoadRefused(f"background lacks features: {', '.join(missing)}")
+        raise LoadRefused(f"background lacks features: {', '.join(missing)}", "background")
     frame = frame[manifest.feature_names].copy()
     for feature in manifest.features:
         if feature.type == "numeric":
-            frame[feature.name] = pd.to_numeric(frame[feature.name]).astype("float64")
+            frame[feature.name] = _numbers(frame[feature.name], name, feature.name)
         else:
             unknown = set(frame[feature.name]) - set(feature.categories or [])
             if unknown:
-                raise LoadRefused(f"background has unknown {feature.name} values {sorted(unknown)}")
+                raise LoadRefused(
+                    f"background has unknown {feature.name} values {sorted(unknown)[:10]}",
+                    "background",
+                )
     if len(frame) == 0:
-        raise LoadRefused("background is empty")
+        raise LoadRefused("background is empty", "background")
     return frame

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.catalog.loader import LoadRefused, load_artifact, read_background, read_version_folder
+from app.catalog.archive import ZipLimits
+from app.catalog.loader import (
+    DEFAULT_LIMITS,
+    LoadRefused,
+    load_artifact,
+    read_background,
+    read_version_folder,
+)
 from app.catalog.manifest import Manifest
 from app.explain import ExplainerSet, TabularModel
 from app.explain.engine import Thresholds
@@ -75,11 +82,15 @@ def _rows_independent(model: TabularModel) -> bool:
 
 
 def load_version(
-    folder: Path, *, allow_unsafe: bool, base: Thresholds | None = None
+    folder: Path,
+    *,
+    allow_unsafe: bool,
+    base: Thresholds | None = None,
+    limits: ZipLimits = DEFAULT_LIMITS,
 ) -> LoadedModel:
     """Load and check one version folder; raises ``LoadRefused`` with the reason."""
     manifest, manifest_sha, background_sha = read_version_folder(folder)
-    pipeline = load_artifact(folder / manifest.artifact, allow_unsafe)
+    pipeline = load_artifact(folder / manifest.artifact, allow_unsafe, limits)
     background = read_background(folder, manifest)
     features = [FeatureSpec(f.name, f.type == "categorical") for f in manifest.features]
     try:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.catalog.manifest import NAME_MAX, NAME_PATTERN
+
 
 class RefusedVersionOut(BaseModel):
     """A model version folder that is not served, and why (in words its owner understands)."""
@@ -49,8 +51,8 @@ class ExplainerDefaults(_Open):
 class ModelSummary(_Open):
     """A model version in a listing."""
 
-    name: str
-    version: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
+    version: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
     task: Literal["classification", "regression"]
     classes: list[str] | None
     favorable: str | None = None
@@ -68,6 +70,15 @@ class ModelCard(ModelSummary):
     trained_with: dict[str, Any] | None = None
     card: dict[str, Any] | None = None
     explainer: ExplainerDefaults
+
+
+class UploadedModelCard(ModelCard):
+    """An uploaded version's card, saying whether it is now the latest."""
+
+    latest: bool = Field(
+        description="Whether this version is now the one requests naming no `version` get "
+        "(the most recently registered version of the name): true for every new upload."
+    )
 
 
 class LatestModelCard(ModelCard):

@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.access.principals import Principal, Role
 from app.access.service import admin_draft
 from app.catalog import LoadedModel
-from app.catalog.loader import LoadRefused, read_version_folder
+from app.catalog.archive import ZipLimits
+from app.catalog.loader import LoadRefused, in_words, read_version_folder
 from app.catalog.model import load_version
 from app.compute import cost
 from app.compute.batcher import Options, compute_one
@@ -34,6 +35,14 @@ def service_thresholds(settings: Settings) -> Thresholds:
         sampling_standard_error_floor=settings.sampling_standard_error_floor,
         lime_min_r2=settings.lime_min_r2,
         exact_max_features=settings.exact_max_features,
+    )
+
+
+def archive_limits(settings: Settings) -> ZipLimits:
+    """How far a zip artifact may inflate, from the settings."""
+    return ZipLimits(
+        max_inflated_bytes=settings.artifact_inflated_limit,
+        max_ratio=settings.max_artifact_compression_ratio,
     )
 
 
@@ -87,7 +96,12 @@ def load_folder(
         raise  # the record store, not this version, is at fault: do not start without it
     except Exception as exc:
         entry = ctx.catalog.refuse(folder, refusal_reason(exc))
-        log.error("model version refused", folder=str(folder), reason=entry.reason)
+        log.error(
+            "model version refused",
+            folder=str(folder),
+            reason=entry.reason,
+            error_type=type(exc).__name__,
+        )
         return None, entry.as_dict()
 
 
@@ -108,8 +122,12 @@ def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
         folder,
         allow_unsafe=ctx.settings.allow_unsafe_models,
         base=service_thresholds(ctx.settings),
+        limits=archive_limits(ctx.settings),
     )
-    cost.apply_budget(model, ctx.settings.compute_budget_seconds)
+    try:
+        cost.apply_budget(model, ctx.settings.compute_budget_seconds)  # times a predict
+    except Exception as exc:
+        raise LoadRefused(f"predicting its background rows failed: {in_words(exc)}") from exc
     warm(model)
     if registered is None:
         event = admin_draft(
@@ -122,6 +140,9 @@ def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
                     "manifest_sha256": manifest_sha,
                 },
                 "source": registrar.source,
+                # Registered now, so the name's most recent registration: the version
+                # that requests naming no version get from here on (docs/models.md#registration).
+                "latest": True,
             },
             registrar.actor or SERVER,
             model_name=manifest.name,
@@ -147,7 +168,7 @@ def refusal_reason(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, RationaleError):
         return exc.detail
-    return f"the artifact could not be loaded: {type(exc).__name__}: {exc}"
+    return f"the artifact could not be loaded: {in_words(exc)}"
 
 
 def warm(model: LoadedModel) -> None:
@@ -166,8 +187,7 @@ def warm(model: LoadedModel) -> None:
         ) from exc
     except Exception as exc:
         raise LoadRefused(
-            "explaining the first background row under auto failed with "
-            f"{type(exc).__name__}: {exc}"
+            f"explaining the first background row under auto failed: {in_words(exc)}"
         ) from exc
     a, b = first.explanation, second.explanation
     if (
@@ -192,9 +212,7 @@ def check_repeatable_predictions(model: LoadedModel) -> None:
         first = model.model.raw_output(rows)
         second = model.model.raw_output(rows)
     except Exception as exc:
-        raise LoadRefused(
-            f"predicting its background rows failed with {type(exc).__name__}: {exc}"
-        ) from exc
+        raise LoadRefused(f"predicting its background rows failed: {in_words(exc)}") from exc
     if first.shape != second.shape or first.tobytes() != second.tobytes():
         raise LoadRefused(
             "its predictions are not deterministic: the same rows predicted twice gave "

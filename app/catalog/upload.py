@@ -16,10 +16,17 @@ from sqlalchemy import func, select
 
 from app.access.principals import Principal
 from app.access.service import admin_event
-from app.catalog.loader import LoadRefused
-from app.catalog.manifest import read_manifest
-from app.catalog.model import load_version
-from app.catalog.service import Registrar, describe, load_folder, load_models, service_thresholds
+from app.catalog.loader import LoadRefused, in_words
+from app.catalog.manifest import ManifestInvalid, parse_manifest
+from app.catalog.model import LoadedModel, load_version
+from app.catalog.service import (
+    Registrar,
+    archive_limits,
+    describe,
+    load_folder,
+    load_models,
+    service_thresholds,
+)
 from app.errors import Conflict, FieldError, InvalidInput
 from app.ledger.tables import model_versions
 from app.runtime.context import Context
@@ -30,22 +37,22 @@ _upload_lock = asyncio.Lock()
 
 def _stage(ctx: Context, files: dict[str, bytes]) -> tuple[Path, Path]:
     """Write the three files into a staging version folder; (staging root, version folder)."""
+    try:
+        manifest = parse_manifest(files["manifest"])
+    except ManifestInvalid as exc:
+        raise InvalidInput(
+            "the manifest is not a valid model.yaml",
+            errors=[
+                FieldError(f"manifest.{path}" if path else "manifest", words)
+                for path, words in exc.problems
+            ],
+        ) from None
     models_dir = ctx.settings.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=".upload-", dir=models_dir))
-    manifest_file = root / "model.yaml"
-    manifest_file.write_bytes(files["manifest"])
-    try:
-        manifest, _ = read_manifest(manifest_file)
-    except Exception as exc:
-        shutil.rmtree(root, ignore_errors=True)
-        raise InvalidInput(
-            "the manifest is not a valid model.yaml",
-            errors=[FieldError("manifest", str(exc)[:500])],
-        ) from None
     folder = root / manifest.name / manifest.version
     folder.mkdir(parents=True)
-    manifest_file.rename(folder / "model.yaml")
+    (folder / "model.yaml").write_bytes(files["manifest"])
     (folder / manifest.artifact).write_bytes(files["artifact"])
     (folder / manifest.background).write_bytes(files["background"])
     return root, folder
@@ -65,18 +72,21 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
     root, staged = _stage(ctx, files)
     try:
         try:
-            # The registry's own checks: safe names, hashes, skops trusted types only.
+            # The registry's own checks: safe names, hashes, a safe archive, skops trusted
+            # types only.
             model = load_version(
                 staged,
                 allow_unsafe=ctx.settings.allow_unsafe_models,
                 base=service_thresholds(ctx.settings),
+                limits=archive_limits(ctx.settings),
             )
         except LoadRefused as exc:
             raise InvalidInput(
-                f"model version refused: {exc}", errors=[FieldError("artifact", str(exc))]
+                f"model version refused: {exc}", errors=[FieldError(exc.part, str(exc))]
             ) from None
-        except Exception as exc:  # a damaged archive or a model the explainers cannot use
-            reason = f"cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+        except Exception as exc:  # a model the explainers cannot use
+            log.warning("uploaded version refused", error_type=type(exc).__name__)
+            reason = f"the artifact cannot be loaded: {in_words(exc)}"
             raise InvalidInput(
                 f"model version refused: {reason}", errors=[FieldError("artifact", reason)]
             ) from None
@@ -85,8 +95,9 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
         target = ctx.settings.models_dir / name / version
         if registered is not None or target.exists():
             same = registered == (model.artifact_sha256, model.manifest_sha256)
-            if same and ctx.catalog.has(name, version):
-                return False, describe(ctx.catalog.get(name, version))  # type: ignore[arg-type]
+            held = ctx.catalog.get(name, version)
+            if same and held is not None:
+                return False, _card(ctx, held)
             raise Conflict(
                 f"{name} version {version} already exists with other hashes: versions are "
                 "immutable, upload a new version",
@@ -112,12 +123,19 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
         raise InvalidInput(
             f"model version refused: {reason}", errors=[FieldError("artifact", str(reason))]
         )
-    return True, describe(loaded)
+    return True, _card(ctx, loaded)
+
+
+def _card(ctx: Context, model: LoadedModel) -> dict[str, Any]:
+    """The card of an uploaded version, saying whether it is the version that requests
+    naming no ``version`` now get (the most recently registered one)."""
+    latest = ctx.catalog.get(model.name)
+    return describe(model) | {"latest": latest is model}
 
 
 async def upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tuple[bool, Any]:
-    """Check and install an uploaded version; (created, its card). 422 for a refused
-    version, 409 for an existing version with other hashes."""
+    """Check and install an uploaded version; (created, its card with ``latest``). 422 for
+    a refused version, 409 for an existing version with other hashes."""
     async with _upload_lock:
         return await asyncio.to_thread(_upload, ctx, principal, files)
 
