@@ -149,11 +149,13 @@ def _status_text(lang: str, status: dict[str, Any]) -> tuple[str | None, str | N
     t = texts(lang)
     state = status["state"]
     if state == "under_review":
+        parts = []
         if status["open_request"] is not None:
-            text = t["status_open"].format(date=_date(lang, status["open_request"]["created_at"]))
-        else:
-            text = t["status_asking"]
-        return text, status.get("needs_information_note")
+            asked = status["open_request"]["created_at"]
+            parts.append(t["status_open"].format(date=_date(lang, asked)))
+        if status["needs_information"] is not None:
+            parts.append(t["status_asking"])
+        return " ".join(parts), status.get("needs_information_note")
     if state in ("upheld", "overturned"):
         return t[f"status_{state}"].format(date=_date(lang, status["since"])), status.get(
             "review_note"
