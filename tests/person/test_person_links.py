@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -279,3 +280,51 @@ def test_no_key_may_carry_the_subject_role(client: TestClient) -> None:
     ctx = client.app.state.context  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="subject"):
         create_key(ctx.repository, "a person", Role.SUBJECT)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_page_its_contest_and_its_limits_on_each_backend(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> None:
+    """What the page writes (its report, access records, a contest, rate counts) on each
+    backend, with small limits."""
+    if backend == "sqlite":
+        urls: Any = _sqlite_url(tmp_path_factory)
+    else:
+        urls = fresh_postgres_database()
+    with urls as url:
+        settings = make_settings(url, person_rate_per_token=5, person_rate_per_address=8)
+        with ContractClient(create_app(settings)) as client:
+            decision = _explain(client, unique_id("page"))
+            issued = _link(client, decision).json()
+            page = _page(client, issued["url"])
+            assert page.status_code == 200 and "<h1>Your decision explained</h1>" in page.text
+            token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            path = f"/p/{_token(issued['url'])}/review-requests"
+            sent = TestClient.request(
+                client, "POST", path, data={"csrf": token, "reason": "please"},
+                follow_redirects=False,
+            )  # fmt: skip
+            assert sent.status_code == 303 and sent.headers["location"].endswith("asked=sent")
+            again = TestClient.request(
+                client, "POST", path, data={"csrf": token}, follow_redirects=False
+            )
+            assert again.headers["location"].endswith("asked=already#review-status")
+            assert [_page(client, issued["url"]).status_code for _ in range(3)] == [200, 200, 429]
+            assert _page(client, issued["url"]).headers["retry-after"]
+            other = _link(client, _explain(client)).json()
+            assert [_page(client, other["url"]).status_code for _ in range(2)] == [200, 429]
+            (request_record,) = [
+                d
+                for d in _records(client, "review_request")
+                if d["key_id"] == f"link:{issued['link_id']}"
+            ]
+            assert request_record["clear"]["source"] == "subject"
+            assert len([d for d in _records(client, "report") if d["role"] == "subject"]) == 2
+            verified = client.get("/v1/audit/verify", headers=auth("auditor")).json()
+            assert verified["ok"], verified
+
+
+@contextmanager
+def _sqlite_url(factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield f"sqlite:///{factory.mktemp('page') / 'rationale.db'}"
