@@ -158,6 +158,21 @@ class Settings(BaseSettings):
     )
     """How a person asks for a human review of a decision; printed in every report."""
 
+    public_base_url: str | None = Field(
+        default=None, max_length=500, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+    )
+    """Base of the links given to people for their own decision page (``<base>/p/<token>``),
+    e.g. ``https://decisions.example.com``; unset, the base of the request that asked for the
+    link. Set it when the service sits behind a proxy (docs/person.md#links)."""
+
+    person_rate_per_token: int = Field(default=30, ge=1, le=100_000)
+    """Requests a minute one link's token may make on the person's page, across every worker
+    process (kept in the store); over it, 429 with Retry-After."""
+
+    person_rate_per_address: int = Field(default=120, ge=1, le=1_000_000)
+    """Requests a minute one client address may make on the person's pages, across every
+    worker process, whatever the token (so guessing tokens is slow); over it, 429."""
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:

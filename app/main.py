@@ -24,6 +24,8 @@ from app.http.timeouts import BodyTimeout
 from app.integrity import endpoints as integrity
 from app.integrity.proofs import run_checkpointer
 from app.ledger import migrate
+from app.person import endpoints as person
+from app.person import pages as person_pages
 from app.records import endpoints as records
 from app.reports import endpoints as reports
 from app.reviews import endpoints as reviews
@@ -84,8 +86,10 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(subjects.router)
     app.include_router(batches.router)
+    app.include_router(person.router)
     app.include_router(web.router)
     app.include_router(audit_pages.router)
+    app.include_router(person_pages.router)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -22,6 +22,7 @@ DOMAINS = {
     "fairness",
     "health",
     "integrity",
+    "person",
     "records",
     "reports",
     "reviews",

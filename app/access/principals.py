@@ -12,6 +12,12 @@ class Role(enum.StrEnum):
     SUPPORT = "support"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    SUBJECT = "subject"
+    """The person a decision is about, reading through a link (docs/person.md): never a key's."""
+
+
+KEY_ROLES: frozenset[Role] = frozenset({Role.BACKEND, Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
+"""The roles an API key may carry; ``subject`` is only ever a link's."""
 
 
 class Permission(enum.StrEnum):
@@ -35,6 +41,7 @@ class Permission(enum.StrEnum):
     MANAGE_MODELS = "manage_models"
     MANAGE_KEYS = "manage_keys"
     ERASE = "erase"
+    LINK = "link_decisions"
 
 
 _AUDIT = frozenset(
@@ -64,6 +71,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REQUEST_REVIEW,
             Permission.READ_REVIEWS,
             Permission.ISSUE_REPORT,
+            Permission.LINK,
         }
     ),
     Role.SUPPORT: frozenset(
@@ -76,20 +84,24 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REQUEST_REVIEW,
             Permission.READ_REVIEWS,
             Permission.FIND_SUBJECT,
+            Permission.LINK,
         }
     ),
     Role.AUDITOR: _AUDIT,
     Role.ADMIN: frozenset(Permission),
+    Role.SUBJECT: frozenset(),
 }
 """What each role may do (docs/access.md#roles): backend explains and reads records by id;
 support reads records and reports and adds reviews; auditor reads, queries, exports,
-verifies, replays and sees the access log and fairness figures; admin may do everything."""
+verifies, replays and sees the access log and fairness figures; admin may do everything; the
+subject role (a person's link) may do nothing through the API."""
 
-LOGGED_ROLES: frozenset[Role] = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
-"""Roles whose reads of record content append an ``access`` record (docs/record.md)."""
+UNSEALED_ROLES: frozenset[Role] = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
+"""Roles whose keys see sealed parts decrypted on reads."""
 
-UNSEALED_ROLES: frozenset[Role] = LOGGED_ROLES
-"""Roles that see sealed parts decrypted on reads."""
+LOGGED_ROLES: frozenset[Role] = UNSEALED_ROLES | {Role.SUBJECT}
+"""Roles whose reads of record content append an ``access`` record (docs/record.md): the
+keys that see sealed parts, and a person reading their own decision through a link."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,11 @@ def parse_api_keys(spec: str) -> dict[str, Principal]:
             parsed = Role(role)
         except ValueError:
             raise ValueError(f"unknown role {role!r} in RATIONALE_API_KEYS") from None
+        if parsed not in KEY_ROLES:
+            raise ValueError(
+                f"role {role!r} in RATIONALE_API_KEYS: it belongs to a person's link, no key "
+                "may carry it"
+            )
         if len(secret) < 16:
             raise ValueError("API key secrets must be at least 16 characters")
         keys[hashlib.sha256(secret.encode()).hexdigest()] = Principal(key_id(secret), parsed)

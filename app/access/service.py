@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any
 
-from app.access.principals import Principal, Role, key_id
+from app.access.principals import KEY_ROLES, Principal, Role, key_id
 from app.access.repository import KeyStore, StoredKey
 from app.ledger.chain import Draft
 from app.ledger.repository import Repository
@@ -26,7 +26,7 @@ _cache_lock = threading.Lock()
 
 def _lookup(repository: Repository, digest: str) -> Principal | None:
     stored = KeyStore(repository).by_secret_hash(digest)
-    if stored is None or stored.revoked_at is not None:
+    if stored is None or stored.revoked_at is not None or stored.role not in KEY_ROLES:
         return None
     return Principal(stored.key_id, Role(stored.role))
 
@@ -73,6 +73,8 @@ def admin_event(
 
 def create_key(repository: Repository, name: str, role: Role) -> tuple[str, StoredKey]:
     """A new random key: (the secret, shown once; what is stored)."""
+    if role not in KEY_ROLES:
+        raise ValueError(f"no key may carry the {role.value} role")
     secret = secrets.token_urlsafe(32)
     stored = KeyStore(repository).add(
         key_id(secret), hashlib.sha256(secret.encode()).hexdigest(), name, role.value

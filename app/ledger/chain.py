@@ -27,6 +27,7 @@ RECORD_TYPES = (
     "review_request",
     "actual_outcome",
     "admin_event",
+    "link",
 )
 """Every record type of docs/record.md; verify refuses any other."""
 

@@ -32,6 +32,8 @@ class ServerKeys:
     fingerprint: bytes
     cursor: bytes
     signing_seed: bytes
+    page_mac: bytes
+    """MACs of the person's page: its form tokens and hashed client addresses."""
 
     @classmethod
     def from_secret(cls, secret: str) -> ServerKeys:
@@ -42,6 +44,7 @@ class ServerKeys:
             fingerprint=_derive(raw, "request fingerprint"),
             cursor=_derive(raw, "cursor mac"),
             signing_seed=_derive(raw, "checkpoint signing ed25519"),
+            page_mac=_derive(raw, "person page mac"),
         )
 
     def with_subject_hmac(self, key: bytes) -> ServerKeys:
@@ -52,6 +55,11 @@ class ServerKeys:
         """HMAC of a subject id (or, for anonymous requests, a decision id) in its namespace."""
         message = f"{namespace}\x00{value}".encode()
         return hmac.new(self.subject_hmac, message, hashlib.sha256).hexdigest()
+
+    def page_digest(self, purpose: str, value: str) -> str:
+        """HMAC for the person's page (a form token, a client address's rate bucket)."""
+        message = f"{purpose}\x00{value}".encode()
+        return hmac.new(self.page_mac, message, hashlib.sha256).hexdigest()
 
     def request_fingerprint(self, canonical_body: bytes) -> str:
         return hmac.new(self.fingerprint, canonical_body, hashlib.sha256).hexdigest()

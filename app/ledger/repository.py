@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select, text, true
 from sqlalchemy.exc import IntegrityError
@@ -124,6 +124,8 @@ class RecordFilter:
     since: str | None = None
     until: str | None = None
 
+
+T = TypeVar("T")
 
 _COPY_COLUMNS = tuple(column.name for column in records.columns)
 _COPY_TYPES = tuple(
@@ -248,6 +250,25 @@ class Repository:
             self._lock_chain(conn)
             yield conn
 
+    @contextmanager
+    def changing_state(self) -> Iterator[Connection]:
+        """A transaction over state tables only (no record is appended, so no chain lock):
+        on SQLite it queues with the appends' writers and takes the write lock at BEGIN."""
+        if self._bind is not None:
+            with self._bind_lock, self._bind.begin_nested():
+                yield self._bind
+            return
+        if self.is_postgres:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with (
+            self._gate.hold(),
+            self.engine.connect().execution_options(**WRITE) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
     def _lock_chain(self, conn: Connection) -> None:
         if self.is_postgres:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})")
@@ -266,6 +287,20 @@ class Repository:
             draft.prepare()  # canonicalise the fixed parts before taking the lock
         with self._writing() as conn:
             return self._append(conn, items)
+
+    def append_with(
+        self, draft: Draft, change: Callable[[Connection], T]
+    ) -> tuple[StoredRecord, T]:
+        """Append one draft together with a change of state, in one transaction under the
+        chain lock: ``change(conn)`` runs first (it may write state tables, or raise to
+        append nothing), then the draft takes its place. Returns the record and what
+        ``change`` returned."""
+        draft.prepare()
+        with self._writing() as conn:
+            result = change(conn)
+            (outcome,) = self._append(conn, [(draft, None)])
+        assert outcome.record is not None
+        return outcome.record, result
 
     def append_bulk(
         self, items: Iterable[tuple[Draft, SubjectClaim | None]], batch: int = 2000
@@ -459,6 +494,17 @@ class Repository:
             row = conn.execute(select(records).where(records.c.id == record_id)).first()
             return StoredRecord.from_row(row) if row else None
 
+    def by_ids(self, record_ids: Iterable[str]) -> dict[str, StoredRecord]:
+        """Records by id (those that exist)."""
+        wanted = sorted(set(record_ids))
+        found: dict[str, StoredRecord] = {}
+        with self._reading() as conn:
+            for start in range(0, len(wanted), PAGE):
+                chunk = wanted[start : start + PAGE]
+                for row in conn.execute(select(records).where(records.c.id.in_(chunk))):
+                    found[row.id] = StoredRecord.from_row(row)
+        return found
+
     def children(self, target_id: str, record_type: str) -> list[StoredRecord]:
         """Records of a type that point at a record (e.g. its reviews), in chain order."""
         return self.children_of([target_id], record_type).get(target_id, [])
@@ -603,10 +649,16 @@ class Repository:
         return verify_rows(self.iter_rows(), kept_head).as_dict()
 
     def records_of_type(
-        self, record_type: str, *, after: int = 0, limit: int = 100, since: str | None = None
+        self,
+        record_type: str | Sequence[str],
+        *,
+        after: int = 0,
+        limit: int = 100,
+        since: str | None = None,
     ) -> list[StoredRecord]:
-        """Records of one type with seq > ``after`` (created at or after ``since``), in seq
-        order, at most ``limit``."""
+        """Records of one type (or of any of several) with seq > ``after`` (created at or
+        after ``since``), in seq order, at most ``limit``."""
+        types = [record_type] if isinstance(record_type, str) else list(record_type)
         with self._reading() as conn:
             low = 0
             if since is not None:
@@ -616,7 +668,7 @@ class Repository:
                 low = bounds[0]
             query = (
                 select(records)
-                .where(records.c.type == record_type, records.c.seq > max(after, low))
+                .where(records.c.type.in_(types), records.c.seq > max(after, low))
                 .order_by(records.c.seq)
                 .limit(limit)
             )

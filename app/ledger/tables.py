@@ -221,3 +221,37 @@ Index(
     batch_items.c.state,
 )
 Index("ix_batch_items_pending", batch_items.c.state, batch_items.c.batch_id)
+
+# -- the person's page: links and shared rate counts -----------------------------------------
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("record_id", String(36), nullable=False),
+    Column("subject_ref", String(36), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked_at", String(32)),
+)
+"""Links to a person's own decision page (docs/person.md#links): the SHA-256 of the URL's
+token (never the token), the explanation record, the subject it belongs to (so an erasure
+revokes it), the issuing key, the expiry and the revocation. State, not history: each link
+is also a chained ``link`` record, each revocation an ``admin_event``."""
+
+Index("ix_links_subject_ref", links.c.subject_ref)
+Index("ix_links_record_id", links.c.record_id)
+
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("bucket", String(80), primary_key=True),
+    Column("minute", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+"""Requests per bucket (a hashed token or client address) per minute, shared by every worker
+process (docs/person.md#rate-limits); rows older than the previous minute are swept."""
+
+Index("ix_rate_counts_minute", rate_counts.c.minute)

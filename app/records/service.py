@@ -98,6 +98,8 @@ def review_view(document: dict[str, Any], sealed: dict[str, Any] | None) -> dict
     }
     if document.get("sealed"):
         view["note"] = (sealed or {}).get("note")
+        if document.get("type") == "review":
+            view["public_note"] = (sealed or {}).get("public_note")
         view["sealed"] = "open" if sealed is not None else "withheld"
     return view
 

@@ -99,7 +99,7 @@ def report_context(
         float(explanation.get("model_output", explanation["base_value"])),
     )
     reasons = _reasons(words, manifest, view)
-    card = manifest.card or {}
+    card = words.card()
     model = view["model"]
     return {
         "lang": lang,

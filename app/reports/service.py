@@ -138,6 +138,21 @@ async def issue(
 ) -> dict[str, Any]:
     """Render a report with the counterfactual and store its exact bytes, sealed, in a
     ``report`` record linked to the explanation; the answer names the new record."""
+    issued, _, _ = await issue_rendered(ctx, principal, record_id, fmt, lang)
+    return issued
+
+
+async def issue_rendered(
+    ctx: Context,
+    principal: Principal,
+    record_id: str,
+    fmt: str,
+    lang: str,
+    *,
+    what_would_change: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Rendered, dict[str, Any]]:
+    """``issue``, also returning the bytes rendered and the counterfactual stored with them
+    (``what_would_change``: one found before, for this record, to store again)."""
     stored = find_explanation(ctx, record_id=record_id)
     view = _opened(ctx, stored)
     model = _model(ctx, view)
@@ -145,9 +160,15 @@ async def issue(
     if subject is None:
         raise Conflict("the person's data in this record was erased: there is nothing to report")
     data_key = ctx.keys.unwrap_data_key(subject.wrapped_key, subject.ref)
-    rendered, what = await asyncio.to_thread(
-        _render_with_counterfactual, ctx, model, view, fmt, lang
-    )
+    if what_would_change is None:
+        rendered, what = await asyncio.to_thread(
+            _render_with_counterfactual, ctx, model, view, fmt, lang
+        )
+    else:
+        what = what_would_change
+        rendered = await asyncio.to_thread(
+            render_report, model, view, fmt, lang, ctx.settings.review_contact, what
+        )
     words = phrases(model.manifest, model.folder, lang)
     clear = {
         "target_id": stored.id,
@@ -179,7 +200,7 @@ async def issue(
     (outcome,) = await asyncio.wrap_future(ctx.writer.submit([(draft, None)]))
     record = outcome.record
     assert record is not None
-    return {
+    issued = {
         "report_id": record.id,
         "explanation_id": stored.id,
         "decision_id": view["decision_id"],
@@ -197,6 +218,7 @@ async def issue(
             "prev_hash": record.prev_hash,
         },
     }
+    return issued, rendered, what
 
 
 async def read_report(ctx: Context, principal: Principal, report_id: str) -> Rendered:
@@ -248,6 +270,7 @@ __all__ = [
     "chart",
     "explain_unstored",
     "issue",
+    "issue_rendered",
     "one_off_report",
     "preview",
     "read_report",

@@ -136,6 +136,12 @@ class Phrases:
         """A class label as a person reads it."""
         return self.wording.outcome(label) or label
 
+    def card(self) -> dict[str, Any]:
+        """The model card as a person reads it: the wording file's ``card`` prose (what the
+        model is for, its limits, in this language) over the manifest's card."""
+        own = self.wording.data.get("card") or {}
+        return {**(self.manifest.card or {}), **(own if isinstance(own, dict) else {})}
+
     def goal(self) -> str:
         """The favourable outcome as the goal in a sentence ("approval")."""
         goal = self.wording.data.get("goal")

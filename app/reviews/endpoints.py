@@ -35,7 +35,8 @@ RecordId = Annotated[str, Path(min_length=1, max_length=64)]
 async def request_review(
     record_id: RecordId, body: ReviewRequestBody, ctx: ContextDep, principal: RequestDep
 ) -> FastJSON:
-    """Record that the person asked for a human review of this decision."""
+    """Record that the person asked for a human review of this decision (409 while an
+    earlier request of it is open: one open request per decision)."""
     result = await reviews.request_review(ctx, principal, record_id, body.note)
     return FastJSON(result, status_code=201)
 
@@ -50,7 +51,9 @@ async def add_review(
     record_id: RecordId, body: ReviewBody, ctx: ContextDep, principal: ReviewDep
 ) -> FastJSON:
     """Append a human review (upheld, overturned, needs information); the reviewer is the key."""
-    result = await reviews.add_review(ctx, principal, record_id, body.outcome, body.note)
+    result = await reviews.add_review(
+        ctx, principal, record_id, body.outcome, body.note, body.public_note
+    )
     return FastJSON(result, status_code=201)
 
 
@@ -60,11 +63,16 @@ async def review_feed(
     _: FeedDep,
     since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
     outcome: Annotated[Literal["upheld", "overturned", "needs_information"] | None, Query()] = None,
+    kind: Annotated[
+        Literal["review", "request"] | None,
+        Query(description="Only reviews, or only review requests (default: both)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FastJSON:
-    """Reviews in chain order: the feed a backend polls to act on overturned decisions."""
-    return FastJSON(await reviews.reviews_feed(ctx, since, outcome, limit, cursor))
+    """Reviews and review requests in chain order: the feed a backend polls to act on
+    overturned decisions (an ``outcome`` filter matches reviews only)."""
+    return FastJSON(await reviews.reviews_feed(ctx, since, outcome, limit, cursor, kind))
 
 
 @router.get("/subjects/{subject_id}/decisions", response_model=SubjectDecisions, responses=ERRORS)

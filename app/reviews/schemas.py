@@ -18,12 +18,14 @@ class ReviewRequestBody(BaseModel):
 
 
 class ReviewBody(BaseModel):
-    """A reviewer's outcome; ``note`` is sealed with the person's data."""
+    """A reviewer's outcome; ``note`` (internal) and ``public_note`` (what the person is told
+    with the outcome, on their page) are sealed with the person's data."""
 
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["upheld", "overturned", "needs_information"]
     note: Note = ""
+    public_note: Note = ""
 
 
 class LinkedHead(BaseModel):
@@ -43,17 +45,28 @@ class ReviewRecord(BaseModel):
     role: str
     outcome: Literal["upheld", "overturned", "needs_information"] | None = None
     reviewer: str | None = None
+    source: str | None = Field(
+        default=None,
+        description="A request's source: `subject` from the person's page, else "
+        "the role of the key that recorded it",
+    )
     note: str
+    public_note: str | None = None
     record: LinkedHead
 
 
 class FeedItem(BaseModel):
+    """A review (``kind: review``, with its outcome and reviewer) or a review request
+    (``kind: request``, with its source)."""
+
     id: str
+    kind: Literal["review", "request"]
     created_at: str
     explanation_id: str
     decision_id: str
-    outcome: Literal["upheld", "overturned", "needs_information"]
-    reviewer: str
+    outcome: Literal["upheld", "overturned", "needs_information"] | None = None
+    reviewer: str | None = None
+    source: str | None = None
     role: str
     seq: int
 
@@ -74,5 +87,7 @@ class Review(BaseModel):
     role: str
     outcome: Literal["upheld", "overturned", "needs_information"] | None = None
     reviewer: str | None = None
+    source: str | None = None
     note: str | None = None
+    public_note: str | None = None
     sealed: Literal["open", "withheld"] | None = None

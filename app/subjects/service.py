@@ -9,6 +9,7 @@ from app.access.principals import Principal
 from app.errors import Conflict, NotFound
 from app.ledger.chain import Draft
 from app.ledger.repository import Subject
+from app.person.service import revoke_subject_links
 from app.runtime.context import Context
 
 
@@ -26,6 +27,9 @@ def _erase(ctx: Context, principal: Principal, digest: str, scope: str) -> dict[
     if erased is None:
         return None
     subject, count, record = erased
+    # Their links open nothing from now on (the page needs the data key just destroyed);
+    # revoking them says so in the state and the chain (docs/person.md#links).
+    revoke_subject_links(ctx, principal, subject.ref, record.id)
     return {"subject_ref": subject.ref, "records": count, "erasure_record": record.id}
 
 

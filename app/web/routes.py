@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import re
 import secrets
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -88,6 +89,7 @@ def _page(
         csrf=session.csrf if session else context.pop("csrf", ""),
         here=request.url.path if request else "/ui",
         is_auditor=principal is not None and principal.can(Permission.VERIFY),
+        is_reviewer=principal is not None and principal.can(Permission.REVIEW),
         **context,
     )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
@@ -295,6 +297,7 @@ async def decision(request: Request, ctx: ContextDep, decision_id: DecisionId) -
     except RationaleError as exc:
         return _error(exc, principal, session, request)
     model = ctx.catalog.get(view["model"]["name"], view["model"]["version"])
+    state = await asyncio.to_thread(reviews.review_status, ctx, view["id"], notes=False)
     return _page(
         "decision.html.j2", lang=session.lang, principal=principal, session=session,
         request=request, view=view, report=fragment,
@@ -302,7 +305,25 @@ async def decision(request: Request, ctx: ContextDep, decision_id: DecisionId) -
         can_review=principal.can(Permission.REVIEW),
         can_request=principal.can(Permission.REQUEST_REVIEW),
         can_issue=principal.can(Permission.ISSUE_REPORT),
+        review_state=state, review_state_text=_state_text(texts(session.lang), state),
+        saved=_saved_text(texts(session.lang), request.query_params.get("saved", ""), view),
     )  # fmt: skip
+
+
+def _state_text(t: dict[str, str], state: dict[str, Any]) -> str:
+    """The review's state as the status line at the top of a decision page says it."""
+    if state["state"] == "none":
+        return t["status_none"]
+    return t[f"status_{state['state']}"].format(date=str(state["since"])[:10])
+
+
+def _saved_text(t: dict[str, str], saved: str, view: dict[str, Any]) -> str | None:
+    """The confirmation of what was just saved on this page (shown where the eye is)."""
+    if saved == "review" and view["reviews"]:
+        return t["saved_review"].format(outcome=t[view["reviews"][-1]["outcome"]])
+    if saved == "request":
+        return t["saved_request"]
+    return None
 
 
 async def _record_id(ctx: Context, decision_id: str) -> str:
@@ -353,8 +374,10 @@ async def add_review(
     csrf: Annotated[str, Form(max_length=128)],
     outcome: Annotated[str, Form(max_length=32)],
     note: Annotated[str, Form(max_length=4000)] = "",
+    public_note: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    """Save a human review; the reviewer is the signed-in key."""
+    """Save a human review (with what the person is told, if any); the reviewer is the
+    signed-in key. Back at the top of the decision page, which confirms it."""
     gate = await _gate(ctx, request, Permission.REVIEW, csrf)
     if isinstance(gate, Response):
         return gate
@@ -363,10 +386,10 @@ async def add_review(
         return _refused(session.lang, principal, session, request)
     try:
         record_id = await _record_id(ctx, decision_id)
-        await reviews.add_review(ctx, principal, record_id, outcome, note)  # type: ignore[arg-type]
+        await reviews.add_review(ctx, principal, record_id, outcome, note, public_note)  # type: ignore[arg-type]
     except RationaleError as exc:
         return _error(exc, principal, session, request)
-    return _to(f"/ui/decisions/{decision_id}#reviews-h")
+    return _to(f"/ui/decisions/{decision_id}?saved=review")
 
 
 @router.post("/decisions/{decision_id}/review-requests")
@@ -386,7 +409,7 @@ async def request_review(
         await reviews.request_review(ctx, principal, await _record_id(ctx, decision_id), note)
     except RationaleError as exc:
         return _error(exc, principal, session, request)
-    return _to(f"/ui/decisions/{decision_id}#reviews-h")
+    return _to(f"/ui/decisions/{decision_id}?saved=request")
 
 
 @router.post("/decisions/{decision_id}/issue")
@@ -426,6 +449,40 @@ async def issued_report(
     except RationaleError as exc:
         return _error(exc, principal, session, request)
     return Response(rendered.content, media_type=rendered.media_type, headers=HEADERS)
+
+
+@router.get("/requests", response_class=HTMLResponse)
+async def review_queue(
+    request: Request, ctx: ContextDep, model: Annotated[str, Query(max_length=64)] = ""
+) -> Response:
+    """Review requests still open, oldest first, with how long each has waited; filter by
+    model. The persons' reasons are shown as text (access-logged)."""
+    gate = await _gate(ctx, request, Permission.REVIEW)
+    if isinstance(gate, Response):
+        return gate
+    principal, session = gate
+    names = ctx.catalog.names()
+    chosen = model if model in names else None
+    items = await reviews.open_requests(ctx, principal, chosen, "GET /ui/requests")
+    t = texts(session.lang)
+    now = datetime.now(UTC)
+    for item in items:
+        item["age"] = _age(t, now, item["created_at"])
+    return _page(
+        "requests.html.j2", lang=session.lang, principal=principal, session=session,
+        request=request, items=items, models=names, model=chosen or "",
+    )  # fmt: skip
+
+
+def _age(t: dict[str, str], now: datetime, created_at: str) -> str:
+    """How long a request has waited, in the desk's words."""
+    then = datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    minutes = max(0, int((now - then).total_seconds() // 60))
+    if minutes < 60:
+        return t["age_minutes"].format(n=minutes)
+    if minutes < 48 * 60:
+        return t["age_hours"].format(n=minutes // 60)
+    return t["age_days"].format(n=minutes // (24 * 60))
 
 
 # -- auditors -------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ CELLS: list[tuple[str, str, frozenset[str], int]] = [
     ("GET", "/v1/batches/{batch_id}", frozenset({"backend", "admin"}), 200),
     ("GET", "/v1/batches/{batch_id}/results", frozenset({"backend", "admin"}), 200),
     ("GET", "/v1/batches/{batch_id}/results/export", frozenset({"backend", "admin"}), 200),
+    ("POST", "/v1/decisions/{decision_id}/links", frozenset({"backend", "support", "admin"}), 201),
+    ("DELETE", "/v1/links/{link_id}", frozenset({"backend", "support", "admin"}), 200),
 ]
 
 
@@ -98,6 +100,19 @@ def record(client: TestClient) -> dict[str, Any]:
     return result
 
 
+def _fresh_record(client: TestClient, record: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "model": "recidivism",
+        "decision_id": unique_id(),
+        "subject_id": record["subject"],
+        "instance": instances("recidivism", 1)[0],
+    }
+    response = client.post("/v1/explanations", json=body, headers=auth("backend"))
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
 def call(
     client: TestClient, method: str, template: str, record: dict[str, Any], headers: dict[str, str]
 ) -> Any:
@@ -124,7 +139,16 @@ def call(
     if template.endswith("/reviews") and method == "POST":
         return client.post(path, json={"outcome": "upheld"}, headers=headers)
     if template.endswith("/review-requests"):
+        # A decision of its own: one open request per decision (docs/desk.md#human-review).
+        fresh = _fresh_record(client, record)
+        path = template.replace("{record_id}", fresh["id"])
         return client.post(path, json={"note": "please"}, headers=headers)
+    if template == "/v1/links/{link_id}":
+        issued = client.post(
+            f"/v1/decisions/{record['decision_id']}/links", json={}, headers=auth("admin")
+        )
+        assert issued.status_code == 201, issued.text
+        return client.delete(f"/v1/links/{issued.json()['link_id']}", headers=headers)
     if template.endswith("/actual-outcome"):
         return client.post(path, json={"actual": "no"}, headers=headers)
     if template == "/v1/audit/fairness":

@@ -27,6 +27,12 @@ def test_autogenerate_against_a_migrated_database_finds_no_difference(
 
 
 def test_the_tables_of_every_domain_are_in_the_one_metadata() -> None:
-    assert {"batches", "batch_items", "records", "subjects", "desk_sessions"} <= set(
-        metadata.tables
-    )
+    assert {
+        "batches",
+        "batch_items",
+        "records",
+        "subjects",
+        "desk_sessions",
+        "links",
+        "rate_counts",
+    } <= set(metadata.tables)

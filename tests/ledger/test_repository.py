@@ -366,3 +366,54 @@ def test_a_children_lookup_probes_the_target_index(
         assert "Seq Scan" not in plan, plan
     else:
         assert "USING INDEX ix_records_target_id" in plan, plan
+
+
+def _link_row(link_id: str) -> dict[str, Any]:
+    return {
+        "id": link_id,
+        "token_hash": digest(link_id.encode()),
+        "record_id": "r",
+        "subject_ref": "s",
+        "key_id": "k",
+        "created_at": "2026-01-01T00:00:00.000000Z",
+        "expires_at": "2026-02-01T00:00:00.000000Z",
+        "revoked_at": None,
+    }
+
+
+def test_a_change_of_state_and_its_record_commit_together_or_not_at_all(
+    repo: Repository,
+) -> None:
+    from sqlalchemy import insert, select
+
+    from app.ledger.tables import links
+
+    def add(link_id: str, fail: bool = False) -> Callable[[Connection], str]:
+        def change(conn: Connection) -> str:
+            conn.execute(insert(links).values(**_link_row(link_id)))
+            if fail:
+                raise RuntimeError("refused under the lock")
+            return link_id
+
+        return change
+
+    draft = Draft(type="link", key_id="k", role="admin", clear={"link_id": "a"})
+    record, returned = repo.append_with(draft, add("a"))
+    assert returned == "a" and record.seq == 1 and repo.head() == (1, record.hash)
+    with pytest.raises(RuntimeError, match="refused"):
+        repo.append_with(Draft(type="link", key_id="k", role="admin", clear={}), add("b", True))
+    assert repo.head() == (1, record.hash)  # no record
+    with repo.changing_state() as conn:
+        found = {row.id for row in conn.execute(select(links.c.id))}
+    assert found == {"a"}  # and no state
+    assert repo.verify()["ok"]
+
+
+def test_records_of_several_types_by_ids(repo: Repository) -> None:
+    ids = fill(repo, 2)
+    repo.append([(Draft(type="admin_event", key_id="k", role="admin", clear={"event": "x"}), None)])
+    repo.append([(Draft(type="link", key_id="k", role="admin", clear={"link_id": "l"}), None)])
+    both = repo.records_of_type(["link", "explanation"])
+    assert [r.type for r in both] == ["explanation", "explanation", "link"]
+    assert [r.type for r in repo.records_of_type("admin_event")] == ["admin_event"]
+    assert set(repo.by_ids([*ids, "missing"])) == set(ids)

@@ -86,7 +86,8 @@ def test_text_and_html_reports_hold_everything_and_no_jargon(
         for reason in declined["reasons"]:
             assert reason["text"] in text.replace("&#39;", "'")
         assert "declined" in text and CONTACT in text and declined["decision_id"] in text
-        assert "Demonstration and testing" in text  # what the model is for (its card)
+        # What the model is for: the card's prose for the person, from the wording file.
+        assert "This system is a demo." in text and "Demonstration and testing" not in text
         assert "credit-risk, version 1" in text
         assert "What would change the outcome" in text and "instead of" in text
         assert not JARGON.search(re.sub(r"<[^>]+>", " ", text)), JARGON.search(text)

@@ -1,0 +1,2 @@
+"""The person's page: a private link to their own decision, and the contest from it
+(docs/person.md)."""
