@@ -12,10 +12,15 @@ v contributes to each x-player +v·(p−1)!·n!/(p+n)! and to each z-player −v
 one player, so the values are Shapley values of raw features. Averaging over background
 rows gives the interventional values; they add up to f(x) − mean f(z).
 
-Splits compare ``x <= threshold`` on values the caller has already rounded as the model
-does (scikit-learn trees read float32, HistGradientBoosting float64); a NaN follows
-``missing_left``. Everything is sequential with a fixed order, so a row's values do not
-depend on what else is explained, and the kernel releases the GIL.
+A node's split is one of four kinds (``kind``): numeric ``x <= threshold`` on values the
+caller has already rounded as the model does (scikit-learn trees and XGBoost read float32,
+HistGradientBoosting and LightGBM float64); numeric with zero as missing (LightGBM's
+``zero_as_missing``: |x| ≤ 1e-35 goes where a missing value goes); and two categorical kinds,
+a table of directions per category code (``cat_left[cat_start + code]`` for codes below
+``cat_size``) with every other value going right (LightGBM: codes that truncate below 0 or
+beyond its bitset) or left (XGBoost: negative values or codes beyond its set). A NaN always
+follows ``missing_left``. Everything is sequential with a fixed order, so a row's values do
+not depend on what else is explained, and the kernel releases the GIL.
 """
 
 from __future__ import annotations
@@ -44,11 +49,47 @@ def leaf_weights(players: int) -> tuple[np.ndarray, np.ndarray]:
     return w_x, w_z
 
 
+NUMERIC = 0
+"""Split kind: ``x <= threshold``."""
+NUMERIC_ZERO_MISSING = 1
+"""Split kind: ``x <= threshold``, except |x| ≤ ``ZERO_THRESHOLD`` goes where NaN goes."""
+CATEGORIES_OTHERS_RIGHT = 2
+"""Split kind: a category table; values truncating below 0 or beyond the table go right."""
+CATEGORIES_OTHERS_LEFT = 3
+"""Split kind: a category table; negative values or codes beyond the table go left."""
+ZERO_THRESHOLD = float(np.float32(1e-35))
+"""LightGBM's bound for "zero" (a float literal widened to double, as it compares)."""
+
+
 @njit(cache=True, nogil=True)
-def _left(value: float, threshold: float, missing_left: bool) -> bool:
+def _left(
+    value: float,
+    node: int,
+    threshold: np.ndarray,
+    missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
+) -> bool:
     if value != value:  # NaN
-        return missing_left
-    return value <= threshold
+        return missing_left[node]
+    k = kind[node]
+    if k == NUMERIC:
+        return value <= threshold[node]
+    if k == NUMERIC_ZERO_MISSING:
+        if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
+            return missing_left[node]
+        return value <= threshold[node]
+    others_left = k == CATEGORIES_OTHERS_LEFT
+    if value >= cat_size[node]:
+        return others_left
+    if others_left:
+        if value < 0.0:
+            return True
+    elif value <= -1.0:
+        return False
+    return cat_left[cat_start[node] + int(value)]
 
 
 @njit(cache=True, nogil=True)
@@ -57,6 +98,10 @@ def directions(
     feature: np.ndarray,
     threshold: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
 ) -> np.ndarray:
     """Per row and node: whether the row goes left there (leaves: False)."""
     out = np.zeros((rows.shape[0], feature.shape[0]), dtype=np.bool_)
@@ -64,7 +109,9 @@ def directions(
         for node in range(feature.shape[0]):
             c = feature[node]
             if c >= 0:
-                out[r, node] = _left(rows[r, c], threshold[node], missing_left[node])
+                out[r, node] = _left(
+                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
+                )
     return out
 
 
@@ -83,6 +130,10 @@ def shap_row(
     left: np.ndarray,
     right: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
     value: np.ndarray,
     owner: np.ndarray,
     w_x: np.ndarray,
@@ -171,7 +222,9 @@ def shap_row(
                     if s == TO_Z:
                         node = left[node] if go_z else right[node]
                         continue
-                    go_x = _left(x[c], threshold[node], missing_left[node])
+                    go_x = _left(
+                        x[c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
+                    )
                     if s == TO_X or go_x == go_z:
                         node = left[node] if go_x else right[node]
                         continue
@@ -194,6 +247,37 @@ def shap_row(
 
 
 @njit(cache=True, nogil=True)
+def leaf_nodes(
+    rows: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
+) -> np.ndarray:
+    """Per row and tree: the node of the leaf the row reaches (rows × trees)."""
+    out = np.empty((rows.shape[0], roots.shape[0]), dtype=np.int64)
+    for r in range(rows.shape[0]):
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while feature[node] >= 0:
+                c = feature[node]
+                if _left(
+                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
+                ):
+                    node = left[node]
+                else:
+                    node = right[node]
+            out[r, t] = node
+    return out
+
+
+@njit(cache=True, nogil=True)
 def predict_rows(
     rows: np.ndarray,
     roots: np.ndarray,
@@ -202,9 +286,13 @@ def predict_rows(
     left: np.ndarray,
     right: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
     value: np.ndarray,
 ) -> np.ndarray:
-    """Σ over the trees of each row's leaf value (trees added in order)."""
+    """Σ over the trees of each row's leaf value (trees added in order, from 0.0)."""
     out = np.zeros(rows.shape[0], dtype=np.float64)
     for r in range(rows.shape[0]):
         total = 0.0
@@ -212,7 +300,9 @@ def predict_rows(
             node = roots[t]
             while feature[node] >= 0:
                 c = feature[node]
-                if _left(rows[r, c], threshold[node], missing_left[node]):
+                if _left(
+                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
+                ):
                     node = left[node]
                 else:
                     node = right[node]
