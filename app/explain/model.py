@@ -62,6 +62,24 @@ class Provable(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsRawFeatures(Protocol):
+    """An estimator that can read the raw features itself and knows what it expects."""
+
+    def check_features(self, features: Sequence[FeatureSpec]) -> None:
+        """Raise ``ValueError`` where the features are not the ones it was trained on."""
+        ...
+
+
+@runtime_checkable
+class HasLogOdds(Protocol):
+    """A binary classifier whose log-odds are its own margin (no logit of a probability)."""
+
+    def log_odds(self, rows: np.ndarray) -> np.ndarray:
+        """The log-odds of the second class per row."""
+        ...
+
+
 def _missing(value: Any) -> bool:
     """None or a float NaN: a missing value."""
     return value is None or (isinstance(value, float) and math.isnan(value))
@@ -200,6 +218,8 @@ class TabularModel:
         """
         features = list(features)
         head = preprocessor
+        if head is None and isinstance(estimator, ReadsRawFeatures):
+            estimator.check_features(features)
         if head is None and any(f.categorical for f in features):
             head = CategoryCodes(features)
         return cls(Composed(head, estimator), features, background, task, classes)
@@ -257,6 +277,13 @@ class TabularModel:
 
     def output(self, encoded: np.ndarray, target: Target) -> np.ndarray:
         """The explained output (one number per row) in the target's space."""
+        if (
+            target.output == "log_odds"
+            and self.decomposed
+            and isinstance(self.estimator, HasLogOdds)
+        ):
+            margin = np.asarray(self.estimator.log_odds(encoded), dtype=np.float64)
+            return margin if target.class_index == 1 else -margin
         raw = self.raw_output(encoded)
         return self.select(raw, target)
 
@@ -439,7 +466,8 @@ def _groups_hold(ct: Any, frame: pd.DataFrame, groups: list[np.ndarray], base: n
         changed = frame.copy()
         changed[name] = rolled[name]
         out = _dense(ct.transform(changed))
-        moved = np.flatnonzero((out != base).any(axis=0))
+        same = (out == base) | (np.isnan(out) & np.isnan(base))  # a missing value stays one
+        moved = np.flatnonzero((~same).any(axis=0))
         if not set(moved.tolist()) <= set(groups[i].tolist()):
             return False
     return True

@@ -36,6 +36,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from app.explain.base import column_owner
 from app.explain.ensemble import Builder, Ensemble
+from app.explain.frameworks import BoosterEstimator
 from app.explain.model import TabularModel
 from app.explain.treeshap import directions, leaf_weights, shap_row
 from app.explain.types import (
@@ -57,13 +58,17 @@ TREE_MODELS: tuple[type, ...] = (
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    BoosterEstimator,
 )
 BOOSTED: tuple[type, ...] = (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    BoosterEstimator,
 )
+"""Models whose output is a constant plus a sum of trees' margins (classifiers: a link of
+it); XGBoost's and LightGBM's boosters carry their constant, scikit-learn's are fitted."""
 BOOSTED_CLASSIFIERS: tuple[type, ...] = (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
@@ -82,7 +87,10 @@ RESCALED_MULTICLASS = (
 
 def is_boosted_classifier(model: TabularModel) -> bool:
     """Whether the model's probability is a link of a boosted margin."""
-    return isinstance(model.estimator, BOOSTED_CLASSIFIERS)
+    estimator = model.estimator
+    if isinstance(estimator, BoosterEstimator):
+        return estimator.task == "classification"
+    return isinstance(estimator, BOOSTED_CLASSIFIERS)
 
 
 def _sklearn_tree(builder: Builder, tree: Any, values: np.ndarray) -> int:
@@ -108,6 +116,10 @@ def _single_output(tree: Any) -> None:
 
 def _extract(estimator: Any, classes: int) -> tuple[Ensemble, str]:
     """The ensemble and the name of the model's function whose output it reproduces."""
+    if isinstance(estimator, BoosterEstimator):
+        if estimator.ensemble is None or estimator.tree_problem is not None:
+            raise ExplainerUnavailable(f"shap.tree: {estimator.tree_problem}")
+        return estimator.ensemble, "decision_function" if classes > 0 else "predict"
     builder = Builder()
     if isinstance(estimator, (DecisionTreeClassifier, DecisionTreeRegressor)):
         members = [estimator]
@@ -207,6 +219,8 @@ class TreeShap:
         """scikit-learn trees and tree ensembles; log-odds only for binary boosted trees."""
         if not model.decomposed or not isinstance(model.estimator, TREE_MODELS):
             return False
+        if isinstance(model.estimator, BoosterEstimator) and model.estimator.tree_problem:
+            return False
         if target.output == "log_odds":
             return is_boosted_classifier(model) and len(model.classes or []) == 2
         return True
@@ -231,6 +245,7 @@ class TreeShap:
         estimator = model.estimator
         self.classes = len(model.classes or []) if model.task == "classification" else 0
         self.boosted = isinstance(estimator, BOOSTED)
+        framework = isinstance(estimator, BoosterEstimator)
         self.ensemble, function = _extract(estimator, self.classes)
         self.owner = column_owner(model.groups, model.background.shape[1]).astype(np.int64)
         if self.ensemble.feature.max(initial=-1) >= len(self.owner):
@@ -240,7 +255,7 @@ class TreeShap:
             [self.ensemble.predict(self.background, k) for k in range(len(self.ensemble.values))]
         )
         theirs = _own_output(estimator, function, model.background)
-        if self.boosted:
+        if self.boosted and not framework:
             # The model's constant (its init prediction) is whatever the trees leave over;
             # it must be the same for every row, or the model is not a constant plus trees.
             constants = theirs[0] - ours[0]
