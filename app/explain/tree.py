@@ -346,6 +346,16 @@ class TreeShap:
         assert self.own_probability is not None
         return float(np.mean(self.own_probability[:, c])), phis
 
+    def output_values(self, encoded: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+        """Exact interventional values of the ensemble's output k (a class margin of a
+        boosted model, a class probability of a forest, a regressor's prediction): its mean
+        over the background and each row's contributions (rows × raw features)."""
+        rows = self.ensemble.prepare(encoded)
+        phis = np.zeros((len(rows), len(self.model.groups)), dtype=np.float64)
+        for i in range(len(rows)):
+            self._accumulate(rows[i], k, self.uniform, phis[i])
+        return float(np.mean(self.margins[:, k])), phis
+
     def _accumulate(self, row: np.ndarray, k: int, weights: np.ndarray, out: np.ndarray) -> None:
         ensemble = self.ensemble
         shap_row(
