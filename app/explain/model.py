@@ -366,9 +366,11 @@ class TabularModel:
         for i in range(min(3, len(frame))):
             one = frame.iloc[[i]]
             pairs.append((one, np.ascontiguousarray(one.to_numpy(dtype=np.float64))))
+        named = hasattr(estimator, "feature_names_in_")  # else a DataFrame only makes it warn
         for data, matrix in pairs:
             try:
-                theirs = np.asarray(getattr(estimator, function)(data), dtype=np.float64)
+                given = data if named else data.to_numpy(dtype=np.float64)
+                theirs = np.asarray(getattr(estimator, function)(given), dtype=np.float64)
                 ours = np.asarray(getattr(reader, function)(matrix), dtype=np.float64)
             except (AttributeError, TypeError, ValueError):
                 return
