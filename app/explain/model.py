@@ -619,7 +619,7 @@ def _matrix_reader(estimator: Any) -> Any:
     on every call); None where a fitted part inside it also holds column names."""
     if not isinstance(estimator, BaseEstimator) or not hasattr(estimator, "feature_names_in_"):
         return estimator
-    if any(_holds_names(part, 3) for part in vars(estimator).values()):
+    if any(_holds_names(part, 4) for part in vars(estimator).values()):
         return None
     reader = copy.copy(estimator)
     del reader.feature_names_in_
@@ -627,18 +627,19 @@ def _matrix_reader(estimator: Any) -> Any:
 
 
 def _holds_names(value: Any, depth: int) -> bool:
-    """Whether a fitted estimator inside ``value`` (lists, tuples, dicts, object arrays of
-    them, to the given depth) was fitted with column names."""
-    if depth <= 0:
+    """Whether a fitted part inside ``value`` (estimators, lists, tuples, dicts, object
+    arrays and other objects' attributes, to the given depth) was fitted with column names."""
+    if depth <= 0 or isinstance(value, (str, bytes, int, float, bool, type(None))):
         return False
-    if isinstance(value, BaseEstimator):
-        if hasattr(value, "feature_names_in_"):
-            return True
-        return any(_holds_names(v, depth - 1) for v in vars(value).values())
+    if isinstance(value, BaseEstimator) and hasattr(value, "feature_names_in_"):
+        return True
     if isinstance(value, dict):
         return any(_holds_names(v, depth - 1) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(_holds_names(v, depth - 1) for v in value)
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return any(_holds_names(v, depth - 1) for v in value.ravel())
+    if isinstance(value, np.ndarray):
+        return value.dtype == object and any(_holds_names(v, depth - 1) for v in value.ravel())
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict) and not isinstance(value, type):
+        return any(_holds_names(v, depth - 1) for v in attributes.values())
     return False
