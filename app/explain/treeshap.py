@@ -61,35 +61,29 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 """LightGBM's bound for "zero" (a float literal widened to double, as it compares)."""
 
 
+RIGHT = 0
+LEFT = 1
+TABLE = 2
+"""``_split``'s answers: go right, go left, or look the category code up in the table."""
+
+
 @njit(cache=True, nogil=True)
-def _left(
-    value: float,
-    node: int,
-    threshold: np.ndarray,
-    missing_left: np.ndarray,
-    kind: np.ndarray,
-    cat_start: np.ndarray,
-    cat_size: np.ndarray,
-    cat_left: np.ndarray,
-) -> bool:
+def _split(value: float, kind: int, threshold: float, missing_left: bool, size: int) -> int:
+    """Where a value goes at a node, from the node's scalars alone (kernels pass no arrays
+    here: a call with array arguments costs more than the walk itself); ``TABLE``: at
+    ``cat_left[cat_start + int(value)]``."""
     if value != value:  # NaN
-        return missing_left[node]
-    k = kind[node]
-    if k == NUMERIC:
-        return value <= threshold[node]
-    if k == NUMERIC_ZERO_MISSING:
+        return LEFT if missing_left else RIGHT
+    if kind == NUMERIC:
+        return LEFT if value <= threshold else RIGHT
+    if kind == NUMERIC_ZERO_MISSING:
         if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
-            return missing_left[node]
-        return value <= threshold[node]
-    others_left = k == CATEGORIES_OTHERS_LEFT
-    if value >= cat_size[node]:
-        return others_left
-    if others_left:
-        if value < 0.0:
-            return True
-    elif value <= -1.0:
-        return False
-    return cat_left[cat_start[node] + int(value)]
+            return LEFT if missing_left else RIGHT
+        return LEFT if value <= threshold else RIGHT
+    others_left = kind == CATEGORIES_OTHERS_LEFT
+    if value >= size or (value < 0.0 if others_left else value <= -1.0):
+        return LEFT if others_left else RIGHT
+    return TABLE
 
 
 @njit(cache=True, nogil=True)
@@ -109,9 +103,9 @@ def directions(
         for node in range(feature.shape[0]):
             c = feature[node]
             if c >= 0:
-                out[r, node] = _left(
-                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
-                )
+                v = rows[r, c]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                out[r, node] = d == LEFT if d != TABLE else cat_left[cat_start[node] + int(v)]
     return out
 
 
@@ -222,9 +216,9 @@ def shap_row(
                     if s == TO_Z:
                         node = left[node] if go_z else right[node]
                         continue
-                    go_x = _left(
-                        x[c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
-                    )
+                    v = x[c]
+                    d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                    go_x = d == LEFT if d != TABLE else cat_left[cat_start[node] + int(v)]
                     if s == TO_X or go_x == go_z:
                         node = left[node] if go_x else right[node]
                         continue
@@ -266,10 +260,9 @@ def leaf_nodes(
         for t in range(roots.shape[0]):
             node = roots[t]
             while feature[node] >= 0:
-                c = feature[node]
-                if _left(
-                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
-                ):
+                v = rows[r, feature[node]]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                if d == LEFT or (d == TABLE and cat_left[cat_start[node] + int(v)]):
                     node = left[node]
                 else:
                     node = right[node]
@@ -299,10 +292,9 @@ def predict_rows(
         for t in range(roots.shape[0]):
             node = roots[t]
             while feature[node] >= 0:
-                c = feature[node]
-                if _left(
-                    rows[r, c], node, threshold, missing_left, kind, cat_start, cat_size, cat_left
-                ):
+                v = rows[r, feature[node]]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                if d == LEFT or (d == TABLE and cat_left[cat_start[node] + int(v)]):
                     node = left[node]
                 else:
                     node = right[node]
