@@ -1042,40 +1042,36 @@ class BoosterEstimator:
 
     def _library_margins(self, data: np.ndarray) -> np.ndarray:
         """The library's own margins (raw scores): (n,) or (n, outputs)."""
-        if self.format == "xgboost":
-            import xgboost
-
-            try:
-                out = self.booster.inplace_predict(
-                    data, validate_features=False, predict_type="margin"
-                )
-            except xgboost.core.XGBoostError as exc:
-                raise ValueError(_reason(exc)) from exc
-        else:
-            import lightgbm
-
-            try:
-                out = self.booster.predict(data, raw_score=True, num_threads=1)
-            except lightgbm.basic.LightGBMError as exc:
-                raise ValueError(_reason(exc)) from exc
-        return np.asarray(out, dtype=np.float64)
+        return self._library(data, margin=True)
 
     def _library_values(self, data: np.ndarray) -> np.ndarray:
         """The library's own predictions (probabilities or values)."""
+        if self.format == "xgboost" and self.parsed.labels_only:
+            return np.asarray(softmax(self._library(data, margin=True), axis=1), np.float64)
+        return self._library(data, margin=False)
+
+    def _library(self, data: np.ndarray, margin: bool) -> np.ndarray:
         if self.format == "xgboost":
-            if self.parsed.labels_only:
-                return np.asarray(softmax(self._library_margins(data), axis=1), np.float64)
             import xgboost
 
             try:
-                out = self.booster.inplace_predict(data, validate_features=False)
+                # a DMatrix, not inplace_predict: every booster predicts from one (gblinear
+                # and DART do not predict in place)
+                matrix = xgboost.DMatrix(
+                    data,
+                    missing=np.nan,
+                    feature_types=self.booster.feature_types,
+                    enable_categorical=bool(self.parsed.categorical),
+                    nthread=1,
+                )
+                out = self.booster.predict(matrix, output_margin=margin, validate_features=False)
             except xgboost.core.XGBoostError as exc:
                 raise ValueError(_reason(exc)) from exc
         else:
             import lightgbm
 
             try:
-                out = self.booster.predict(data, num_threads=1)
+                out = self.booster.predict(data, raw_score=margin, num_threads=1)
             except lightgbm.basic.LightGBMError as exc:
                 raise ValueError(_reason(exc)) from exc
         return np.asarray(out, dtype=np.float64)
@@ -1126,6 +1122,10 @@ class BoosterEstimator:
         if self.own_output:
             return self._own_margins(data)
         return self._library_values(data).reshape(len(data))
+
+    def library_margins(self, rows: Any) -> np.ndarray:
+        """The library's own margins (raw scores): (n,), or (n, classes) for multiclass."""
+        return self._library_margins(_matrix(rows, self.n_features_in_))
 
     def library_output(self, rows: Any) -> np.ndarray:
         """The library's own prediction (probabilities, classes in columns, or values)."""

@@ -842,3 +842,150 @@ def test_framework_models_are_told_by_their_native_format(
     assert native_format(lgb_case.wrapper) == "lightgbm"
     assert native_format(Pipeline([("model", lgb_case.wrapper)])) == "lightgbm"
     assert native_format(RandomForestClassifier()) is None
+
+
+# -- other boosters people save -----------------------------------------------------------
+
+
+def _credit_numeric() -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    data = pd.read_csv(DATA / "german_credit.csv")
+    frame = data[["duration_in_month", "credit_amount", "age_in_years"]].astype(np.float64)
+    return frame, (data["creditability"] == "good").astype(int).to_numpy(), data["age_in_years"]
+
+
+OTHER_BOOSTERS: dict[str, Callable[[pd.DataFrame, np.ndarray, pd.Series], tuple[str, str, Any]]] = {
+    "xgboost dart": lambda x, y, a: (
+        "xgboost",
+        "classification",
+        xgb.XGBClassifier(
+            n_estimators=20, max_depth=3, booster="dart", rate_drop=0.2, random_state=0
+        ).fit(x, y),
+    ),
+    "lightgbm zero_as_missing": lambda x, y, a: (
+        "lightgbm",
+        "regression",
+        lgb.LGBMRegressor(n_estimators=20, zero_as_missing=True, verbose=-1, random_state=0).fit(
+            x.assign(credit_amount=np.where(np.arange(len(x)) % 5 == 0, 0.0, x["credit_amount"])), a
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OTHER_BOOSTERS))
+def test_dart_weights_and_zero_as_missing_are_read_as_the_library_reads_them(
+    tmp_path: Path, name: str
+) -> None:
+    frame, y, age = _credit_numeric()
+    fmt, task, wrapper = OTHER_BOOSTERS[name](frame, y, age)
+    path = _save(fmt, wrapper, tmp_path, "ubj" if fmt == "xgboost" else "txt")
+    classes = ["0", "1"] if task == "classification" else None
+    estimator = BoosterEstimator(load_booster(path, fmt), task, classes)
+    background = frame.iloc[:40].assign(
+        credit_amount=np.where(np.arange(40) % 5 == 0, 0.0, frame["credit_amount"][:40])
+    )
+    features = [FeatureSpec(c, False) for c in frame.columns]
+    model = TabularModel.from_parts(None, estimator, features, background, task, classes)
+    assert estimator.tree_problem is None
+    if fmt == "lightgbm":
+        assert (estimator.ensemble is not None) and (estimator.ensemble.kind == 1).any()
+    rows = frame.iloc[900:903].assign(credit_amount=[0.0, np.nan, 1e-36])
+    encoded = model.encode(records(rows))
+    target = model.target("log_odds", "1", 0) if classes else model.target(None, None, 0)
+    tree = ExplainerSet(model, Thresholds()).get("shap.tree")
+    assert isinstance(tree, TreeShap)
+    _, ours = tree.output_values(encoded, 0)
+    for phi, row in zip(ours, encoded, strict=True):
+        reference = enumerated(
+            lambda r: estimator.library_margins(r).reshape(len(r)), row, model.background
+        )
+        scale = max(1.0, float(np.abs(estimator.library_margins(model.background)).max()))
+        bar = EXACT if fmt == "lightgbm" else XGBOOST_FLOAT32 * scale
+        assert np.max(np.abs(phi - reference)) <= bar
+    for e in explain_rows(ExplainerSet(model, Thresholds()), encoded, target, "shap.tree"):
+        assert e.exactness == "exact" and abs(e.additivity_residual) <= EXACT
+
+
+def test_a_booster_without_usable_trees_is_served_by_the_library_and_explained_otherwise(
+    tmp_path: Path,
+) -> None:
+    """A linear XGBoost booster (gblinear) and a Poisson regressor (the prediction is the
+    exponential of the trees' sum): the library's own predictions, other methods."""
+    frame, y, _ = _credit_numeric()
+    data = pd.read_csv(DATA / "german_credit.csv")
+    boosters = [
+        ("classification", xgb.XGBClassifier(n_estimators=20, booster="gblinear").fit(frame, y)),
+        (
+            "regression",
+            xgb.XGBRegressor(n_estimators=20, max_depth=3, objective="count:poisson").fit(
+                frame, data["number_of_existing_credits_at_this_bank"]
+            ),
+        ),
+    ]
+    for task, wrapper in boosters:
+        path = _save("xgboost", wrapper, tmp_path, f"{task}.ubj")
+        classes = ["0", "1"] if task == "classification" else None
+        estimator = BoosterEstimator(load_booster(path, "xgboost"), task, classes)
+        features = [FeatureSpec(c, False) for c in frame.columns]
+        model = TabularModel.from_parts(None, estimator, features, frame.iloc[:40], task, classes)
+        assert estimator.tree_problem is not None and not estimator.own_output
+        encoded = model.encode(records(frame.iloc[900:902]))
+        own = np.asarray(
+            wrapper.get_booster().predict(xgb.DMatrix(encoded), validate_features=False),
+            dtype=np.float64,
+        )
+        served = model.raw_output(encoded)
+        assert (served[:, 1] if classes else served).tobytes() == own.tobytes()
+        explainers = ExplainerSet(model, Thresholds())
+        assert "shap.tree" not in explainers.available()
+        target = model.target(None, "1" if classes else None, 0)
+        for e in explain_rows(explainers, encoded, target, "auto"):
+            assert e.method == "shap.exact" and abs(e.additivity_residual) <= EXACT
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_categories_as_codes_from_a_plain_matrix_follow_the_manifests_order(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A booster trained on a matrix of codes (LightGBM ``categorical_feature``, XGBoost
+    ``feature_types='c'``) stores no categories: the manifest's order gives the codes."""
+    data = pd.read_csv(DATA / "german_credit.csv")
+    categories = tuple(sorted(data["purpose"].unique()))
+    codes = data["purpose"].map({c: float(i) for i, c in enumerate(categories)})
+    matrix = np.column_stack([data["duration_in_month"].astype(float), codes])
+    y = (data["creditability"] == "good").astype(int).to_numpy()
+    if fmt == "lightgbm":
+        booster = lgb.train(
+            {
+                "objective": "binary",
+                "verbose": -1,
+                "num_leaves": 8,
+                "min_data_per_group": 10,
+                "cat_smooth": 1.0,
+            },
+            lgb.Dataset(matrix, y, categorical_feature=[1]),
+            num_boost_round=20,
+        )
+    else:
+        dtrain = xgb.DMatrix(matrix, y, feature_types=["q", "c"], enable_categorical=True)
+        booster = xgb.train(
+            {"objective": "binary:logistic", "max_depth": 3, "tree_method": "hist"}, dtrain, 20
+        )
+    path = tmp_path / ("model.txt" if fmt == "lightgbm" else "model.ubj")
+    booster.save_model(str(path))
+    estimator = BoosterEstimator(load_booster(path, fmt), "classification", ["bad", "good"])
+    features = [FeatureSpec("duration_in_month", False), FeatureSpec("purpose", True, categories)]
+    raw = data[["duration_in_month", "purpose"]].astype({"duration_in_month": np.float64})
+    model = TabularModel.from_parts(
+        None, estimator, features, raw.iloc[:30], "classification", ["bad", "good"]
+    )
+    assert estimator.tree_problem is None
+    assert (estimator.ensemble is not None) and (estimator.ensemble.kind >= 2).any()
+    encoded = model.encode(records(raw.iloc[900:904]))
+    assert np.array_equal(encoded, matrix[900:904])
+    explained = explain_rows(
+        ExplainerSet(model, Thresholds()), encoded, model.target("log_odds", "good", 0), "shap.tree"
+    )
+    for e, row in zip(explained, encoded, strict=True):
+        reference = enumerated(lambda r: estimator.library_margins(r), row, model.background)
+        bar = EXACT if fmt == "lightgbm" else XGBOOST_FLOAT32 * 10
+        assert np.max(np.abs(e.contributions - reference)) <= bar
