@@ -317,6 +317,8 @@ class ParsedBooster:
     """XGBoost's multi:softmax: the library predicts labels, not probabilities."""
     pandas_categorical: list[list[str]] | None = None
     """LightGBM: the categories of each pandas categorical column it was trained on."""
+    sigmoid: float = 1.0
+    """LightGBM binary models: the log-odds are ``sigmoid`` times the raw score."""
 
 
 def _get(mapping: Any, key: str, kind: type | tuple[type, ...]) -> Any:
@@ -687,6 +689,7 @@ def _read_lightgbm(text: str) -> ParsedBooster:
         trees,
         tree_problem=problem,
         pandas_categorical=pandas_categorical,
+        sigmoid=sigmoid,
     )
     return parsed
 

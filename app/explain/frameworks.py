@@ -365,10 +365,12 @@ class BoosterEstimator:
         return self._library_margins(data)
 
     def log_odds(self, rows: Any) -> np.ndarray:
-        """A binary classifier's log-odds of its second class: its margin."""
+        """A binary classifier's log-odds of its second class: its margin (times LightGBM's
+        ``sigmoid`` parameter where it is not 1)."""
         if self.link != "logistic":
             raise ExplainerUnavailable("log-odds are offered for binary classifiers")
-        return self.decision_function(rows)
+        margin = self.decision_function(rows)
+        return margin if self.parsed.sigmoid == 1.0 else self.parsed.sigmoid * margin
 
     def predict_proba(self, rows: Any) -> np.ndarray:
         """Class probabilities per row, in the manifest's class order."""
