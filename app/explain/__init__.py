@@ -11,6 +11,7 @@ from app.explain.types import (
     ExplainerUnavailable,
     Explanation,
     FidelityFailure,
+    FrameworkModelError,
     Target,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "ExplainerUnavailable",
     "Explanation",
     "FidelityFailure",
+    "FrameworkModelError",
     "TabularModel",
     "Target",
     "explain_rows",

@@ -18,7 +18,6 @@ forward and reverse class order), then averaged; additivity stays exact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,8 +35,10 @@ from sklearn.ensemble import (
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from app.explain.base import column_owner
+from app.explain.ensemble import Builder, Ensemble
+from app.explain.frameworks import BoosterEstimator
 from app.explain.model import TabularModel
-from app.explain.treeshap import directions, leaf_weights, predict_rows, shap_row
+from app.explain.treeshap import directions, leaf_weights, shap_row
 from app.explain.types import (
     Exactness,
     ExplainerUnavailable,
@@ -57,13 +58,17 @@ TREE_MODELS: tuple[type, ...] = (
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    BoosterEstimator,
 )
 BOOSTED: tuple[type, ...] = (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
+    BoosterEstimator,
 )
+"""Models whose output is a constant plus a sum of trees' margins (classifiers: a link of
+it); XGBoost's and LightGBM's boosters carry their constant, scikit-learn's are fitted."""
 BOOSTED_CLASSIFIERS: tuple[type, ...] = (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
@@ -82,122 +87,13 @@ RESCALED_MULTICLASS = (
 
 def is_boosted_classifier(model: TabularModel) -> bool:
     """Whether the model's probability is a link of a boosted margin."""
-    return isinstance(model.estimator, BOOSTED_CLASSIFIERS)
+    estimator = model.estimator
+    if isinstance(estimator, BoosterEstimator):
+        return estimator.task == "classification"
+    return isinstance(estimator, BOOSTED_CLASSIFIERS)
 
 
-@dataclass
-class Ensemble:
-    """Trees as flat node arrays; per model output k, its trees, leaf values and constant.
-
-    Outputs: class probabilities (forest classifiers), the prediction (regressors) or
-    the class margins (boosted classifiers: one margin when binary).
-    """
-
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    missing_left: np.ndarray
-    tree_root: np.ndarray
-    """Each tree's root node (trees are numbered in the order they were read)."""
-    tree_end: np.ndarray
-    """One past each tree's last node."""
-    trees_of: list[np.ndarray]
-    """Per output k, the trees that add up to it."""
-    values: list[np.ndarray]
-    constants: list[float]
-    max_depth: int
-    float32: bool
-    trees: int
-
-    def prepare(self, rows: np.ndarray) -> np.ndarray:
-        """Rows as the model compares them (scikit-learn trees read float32)."""
-        data = np.asarray(rows, dtype=np.float64)
-        if not self.float32:
-            return np.ascontiguousarray(data)
-        with np.errstate(over="ignore"):
-            rounded = data.astype(np.float32)
-        if (np.isinf(rounded) & np.isfinite(data)).any():
-            raise ExplainerUnavailable("shap.tree: a value is outside the float32 range")
-        return np.ascontiguousarray(rounded.astype(np.float64))
-
-    def predict(self, prepared: np.ndarray, k: int) -> np.ndarray:
-        """Output k on prepared rows: the constant plus each row's leaves, tree by tree."""
-        sums = predict_rows(
-            prepared,
-            self.tree_root[self.trees_of[k]],
-            self.feature,
-            self.threshold,
-            self.left,
-            self.right,
-            self.missing_left,
-            self.values[k],
-        )
-        return np.asarray(sums + self.constants[k], dtype=np.float64)
-
-
-class _Builder:
-    """Concatenates trees into one node array."""
-
-    def __init__(self) -> None:
-        self.feature: list[np.ndarray] = []
-        self.threshold: list[np.ndarray] = []
-        self.left: list[np.ndarray] = []
-        self.right: list[np.ndarray] = []
-        self.missing: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-        self.size = 0
-        self.depth = 0
-        self.roots: list[int] = []
-        self.ends: list[int] = []
-
-    def add(
-        self,
-        feature: np.ndarray,
-        threshold: np.ndarray,
-        left: np.ndarray,
-        right: np.ndarray,
-        missing: np.ndarray,
-        values: np.ndarray,
-        depth: int,
-    ) -> int:
-        """Append one tree (leaves have feature < 0; values: nodes × outputs); its number."""
-        leaf = feature < 0
-        offset = self.size
-        self.feature.append(np.where(leaf, -1, feature).astype(np.int64))
-        self.threshold.append(threshold.astype(np.float64))
-        self.left.append(np.where(leaf, -1, left.astype(np.int64) + offset))
-        self.right.append(np.where(leaf, -1, right.astype(np.int64) + offset))
-        self.missing.append(missing.astype(np.bool_))
-        self.values.append(values.astype(np.float64))
-        self.size += len(feature)
-        self.depth = max(self.depth, depth)
-        self.roots.append(offset)
-        self.ends.append(self.size)
-        return len(self.roots) - 1
-
-    def ensemble(
-        self, roots: list[list[int]], constants: list[float], float32: bool, trees: int
-    ) -> Ensemble:
-        values = np.concatenate(self.values, axis=0)
-        return Ensemble(
-            feature=np.concatenate(self.feature),
-            threshold=np.concatenate(self.threshold),
-            left=np.concatenate(self.left),
-            right=np.concatenate(self.right),
-            missing_left=np.concatenate(self.missing),
-            tree_root=np.asarray(self.roots, dtype=np.int64),
-            tree_end=np.asarray(self.ends, dtype=np.int64),
-            trees_of=[np.asarray(r, dtype=np.int64) for r in roots],
-            values=[np.ascontiguousarray(values[:, k]) for k in range(values.shape[1])],
-            constants=constants,
-            max_depth=self.depth,
-            float32=float32,
-            trees=trees,
-        )
-
-
-def _sklearn_tree(builder: _Builder, tree: Any, values: np.ndarray) -> int:
+def _sklearn_tree(builder: Builder, tree: Any, values: np.ndarray) -> int:
     """Append a fitted ``tree_`` (scikit-learn's Tree) with the given leaf values."""
     missing = getattr(tree, "missing_go_to_left", None)
     if missing is None:
@@ -220,7 +116,11 @@ def _single_output(tree: Any) -> None:
 
 def _extract(estimator: Any, classes: int) -> tuple[Ensemble, str]:
     """The ensemble and the name of the model's function whose output it reproduces."""
-    builder = _Builder()
+    if isinstance(estimator, BoosterEstimator):
+        if estimator.ensemble is None or estimator.tree_problem is not None:
+            raise ExplainerUnavailable(f"shap.tree: {estimator.tree_problem}")
+        return estimator.ensemble, "decision_function" if classes > 0 else "predict"
+    builder = Builder()
     if isinstance(estimator, (DecisionTreeClassifier, DecisionTreeRegressor)):
         members = [estimator]
     elif isinstance(estimator, BOOSTED):
@@ -319,6 +219,8 @@ class TreeShap:
         """scikit-learn trees and tree ensembles; log-odds only for binary boosted trees."""
         if not model.decomposed or not isinstance(model.estimator, TREE_MODELS):
             return False
+        if isinstance(model.estimator, BoosterEstimator) and model.estimator.tree_problem:
+            return False
         if target.output == "log_odds":
             return is_boosted_classifier(model) and len(model.classes or []) == 2
         return True
@@ -343,6 +245,7 @@ class TreeShap:
         estimator = model.estimator
         self.classes = len(model.classes or []) if model.task == "classification" else 0
         self.boosted = isinstance(estimator, BOOSTED)
+        framework = isinstance(estimator, BoosterEstimator)
         self.ensemble, function = _extract(estimator, self.classes)
         self.owner = column_owner(model.groups, model.background.shape[1]).astype(np.int64)
         if self.ensemble.feature.max(initial=-1) >= len(self.owner):
@@ -352,7 +255,7 @@ class TreeShap:
             [self.ensemble.predict(self.background, k) for k in range(len(self.ensemble.values))]
         )
         theirs = _own_output(estimator, function, model.background)
-        if self.boosted:
+        if self.boosted and not framework:
             # The model's constant (its init prediction) is whatever the trees leave over;
             # it must be the same for every row, or the model is not a constant plus trees.
             constants = theirs[0] - ours[0]
@@ -443,6 +346,16 @@ class TreeShap:
         assert self.own_probability is not None
         return float(np.mean(self.own_probability[:, c])), phis
 
+    def output_values(self, encoded: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+        """Exact interventional values of the ensemble's output k (a class margin of a
+        boosted model, a class probability of a forest, a regressor's prediction): its mean
+        over the background and each row's contributions (rows × raw features)."""
+        rows = self.ensemble.prepare(encoded)
+        phis = np.zeros((len(rows), len(self.model.groups)), dtype=np.float64)
+        for i in range(len(rows)):
+            self._accumulate(rows[i], k, self.uniform, phis[i])
+        return float(np.mean(self.margins[:, k])), phis
+
     def _accumulate(self, row: np.ndarray, k: int, weights: np.ndarray, out: np.ndarray) -> None:
         ensemble = self.ensemble
         shap_row(
@@ -459,6 +372,10 @@ class TreeShap:
             ensemble.left,
             ensemble.right,
             ensemble.missing_left,
+            ensemble.kind,
+            ensemble.cat_start,
+            ensemble.cat_size,
+            ensemble.cat_left,
             ensemble.values[k],
             self.owner,
             self.w_x,
@@ -473,7 +390,16 @@ def _groups(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Background rows' directions at every node, and per tree the groups of rows that go
     the same way at all of its nodes (``shap_row`` walks each group once)."""
-    z_left = directions(background, ensemble.feature, ensemble.threshold, ensemble.missing_left)
+    z_left = directions(
+        background,
+        ensemble.feature,
+        ensemble.threshold,
+        ensemble.missing_left,
+        ensemble.kind,
+        ensemble.cat_start,
+        ensemble.cat_size,
+        ensemble.cat_left,
+    )
     count = len(ensemble.tree_root)
     group_of = np.empty((count, len(background)), dtype=np.int64)
     starts = [0]

@@ -12,10 +12,15 @@ v contributes to each x-player +v·(p−1)!·n!/(p+n)! and to each z-player −v
 one player, so the values are Shapley values of raw features. Averaging over background
 rows gives the interventional values; they add up to f(x) − mean f(z).
 
-Splits compare ``x <= threshold`` on values the caller has already rounded as the model
-does (scikit-learn trees read float32, HistGradientBoosting float64); a NaN follows
-``missing_left``. Everything is sequential with a fixed order, so a row's values do not
-depend on what else is explained, and the kernel releases the GIL.
+A node's split is one of four kinds (``kind``): numeric ``x <= threshold`` on values the
+caller has already rounded as the model does (scikit-learn trees and XGBoost read float32,
+HistGradientBoosting and LightGBM float64); numeric with zero as missing (LightGBM's
+``zero_as_missing``: |x| ≤ 1e-35 goes where a missing value goes); and two categorical kinds,
+a table of directions per category code (``cat_left[cat_start + code]`` for codes below
+``cat_size``) with every other value going right (LightGBM: codes that truncate below 0 or
+beyond its bitset) or left (XGBoost: negative values or codes beyond its set). A NaN always
+follows ``missing_left``. Everything is sequential with a fixed order, so a row's values do
+not depend on what else is explained, and the kernel releases the GIL.
 """
 
 from __future__ import annotations
@@ -44,11 +49,41 @@ def leaf_weights(players: int) -> tuple[np.ndarray, np.ndarray]:
     return w_x, w_z
 
 
+NUMERIC = 0
+"""Split kind: ``x <= threshold``."""
+NUMERIC_ZERO_MISSING = 1
+"""Split kind: ``x <= threshold``, except |x| ≤ ``ZERO_THRESHOLD`` goes where NaN goes."""
+CATEGORIES_OTHERS_RIGHT = 2
+"""Split kind: a category table; values truncating below 0 or beyond the table go right."""
+CATEGORIES_OTHERS_LEFT = 3
+"""Split kind: a category table; negative values or codes beyond the table go left."""
+ZERO_THRESHOLD = float(np.float32(1e-35))
+"""LightGBM's bound for "zero" (a float literal widened to double, as it compares)."""
+
+
+RIGHT = 0
+LEFT = 1
+TABLE = 2
+"""``_split``'s answers: go right, go left, or look the category code up in the table."""
+
+
 @njit(cache=True, nogil=True)
-def _left(value: float, threshold: float, missing_left: bool) -> bool:
+def _split(value: float, kind: int, threshold: float, missing_left: bool, size: int) -> int:
+    """Where a value goes at a node, from the node's scalars alone (kernels pass no arrays
+    here: a call with array arguments costs more than the walk itself); ``TABLE``: at
+    ``cat_left[cat_start + int(value)]``."""
     if value != value:  # NaN
-        return missing_left
-    return value <= threshold
+        return LEFT if missing_left else RIGHT
+    if kind == NUMERIC:
+        return LEFT if value <= threshold else RIGHT
+    if kind == NUMERIC_ZERO_MISSING:
+        if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
+            return LEFT if missing_left else RIGHT
+        return LEFT if value <= threshold else RIGHT
+    others_left = kind == CATEGORIES_OTHERS_LEFT
+    if value >= size or (value < 0.0 if others_left else value <= -1.0):
+        return LEFT if others_left else RIGHT
+    return TABLE
 
 
 @njit(cache=True, nogil=True)
@@ -57,6 +92,10 @@ def directions(
     feature: np.ndarray,
     threshold: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
 ) -> np.ndarray:
     """Per row and node: whether the row goes left there (leaves: False)."""
     out = np.zeros((rows.shape[0], feature.shape[0]), dtype=np.bool_)
@@ -64,7 +103,9 @@ def directions(
         for node in range(feature.shape[0]):
             c = feature[node]
             if c >= 0:
-                out[r, node] = _left(rows[r, c], threshold[node], missing_left[node])
+                v = rows[r, c]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                out[r, node] = d == LEFT if d != TABLE else cat_left[cat_start[node] + int(v)]
     return out
 
 
@@ -83,6 +124,10 @@ def shap_row(
     left: np.ndarray,
     right: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
     value: np.ndarray,
     owner: np.ndarray,
     w_x: np.ndarray,
@@ -171,7 +216,9 @@ def shap_row(
                     if s == TO_Z:
                         node = left[node] if go_z else right[node]
                         continue
-                    go_x = _left(x[c], threshold[node], missing_left[node])
+                    v = x[c]
+                    d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                    go_x = d == LEFT if d != TABLE else cat_left[cat_start[node] + int(v)]
                     if s == TO_X or go_x == go_z:
                         node = left[node] if go_x else right[node]
                         continue
@@ -194,6 +241,36 @@ def shap_row(
 
 
 @njit(cache=True, nogil=True)
+def leaf_nodes(
+    rows: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
+) -> np.ndarray:
+    """Per row and tree: the node of the leaf the row reaches (rows × trees)."""
+    out = np.empty((rows.shape[0], roots.shape[0]), dtype=np.int64)
+    for r in range(rows.shape[0]):
+        for t in range(roots.shape[0]):
+            node = roots[t]
+            while feature[node] >= 0:
+                v = rows[r, feature[node]]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                if d == LEFT or (d == TABLE and cat_left[cat_start[node] + int(v)]):
+                    node = left[node]
+                else:
+                    node = right[node]
+            out[r, t] = node
+    return out
+
+
+@njit(cache=True, nogil=True)
 def predict_rows(
     rows: np.ndarray,
     roots: np.ndarray,
@@ -202,17 +279,22 @@ def predict_rows(
     left: np.ndarray,
     right: np.ndarray,
     missing_left: np.ndarray,
+    kind: np.ndarray,
+    cat_start: np.ndarray,
+    cat_size: np.ndarray,
+    cat_left: np.ndarray,
     value: np.ndarray,
 ) -> np.ndarray:
-    """Σ over the trees of each row's leaf value (trees added in order)."""
+    """Σ over the trees of each row's leaf value (trees added in order, from 0.0)."""
     out = np.zeros(rows.shape[0], dtype=np.float64)
     for r in range(rows.shape[0]):
         total = 0.0
         for t in range(roots.shape[0]):
             node = roots[t]
             while feature[node] >= 0:
-                c = feature[node]
-                if _left(rows[r, c], threshold[node], missing_left[node]):
+                v = rows[r, feature[node]]
+                d = _split(v, kind[node], threshold[node], missing_left[node], cat_size[node])
+                if d == LEFT or (d == TABLE and cat_left[cat_start[node] + int(v)]):
                     node = left[node]
                 else:
                     node = right[node]

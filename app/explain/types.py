@@ -93,3 +93,8 @@ class FidelityFailure(Exception):
         self.figure = figure
         self.value = value
         self.threshold = threshold
+
+
+class FrameworkModelError(ValueError):
+    """A framework model file cannot be read, or the model does not fit its manifest; the
+    message says why in words (it names the file or the feature, never a library class)."""

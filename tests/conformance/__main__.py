@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.conformance.families import CASES, Outcome, dataset, run_case
 
 HEADER = (
-    "| group | family (in a Pipeline) | data | `auto` picks | exactness "
+    "| group | family (in a Pipeline, or bare) | data | `auto` picks | exactness "
     "| worst \\|residual\\|/max(1,\\|output\\|) | status |\n"
     "|---|---|---|---|---|---|---|"
 )
@@ -23,16 +23,17 @@ def line(outcome: Outcome) -> str:
     """One table row."""
     case = outcome.case
     data = dataset(case.data)
+    family = case.family + (" — bare" if case.bare else "")
     if outcome.refused is not None:
         expected = case.refused is not None and case.refused in outcome.refused
         status = ("refused at load (expected): " if expected else "**refused**: ") + outcome.refused
-        return f"| {case.group} | {case.family} | {data.describe} | – | – | – | {status} |"
+        return f"| {case.group} | {family} | {data.describe} | – | – | – | {status} |"
     methods = ", ".join(f"`{m}`" for m in outcome.methods)
     exactness = ", ".join(outcome.exactness)
     ok = all(r.repeat_identical for r in outcome.rows)
     status = "served" + ("" if ok else ", **not repeatable**")
     return (
-        f"| {case.group} | {case.family} | {data.describe} | {methods} | {exactness} | "
+        f"| {case.group} | {family} | {data.describe} | {methods} | {exactness} | "
         f"{outcome.worst_relative_residual:.1e} | {status} |"
     )
 

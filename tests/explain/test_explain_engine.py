@@ -102,23 +102,26 @@ def test_pipeline_without_column_transformer_is_decomposed(diabetes_ridge: Case)
     assert diabetes_ridge.explainers().available()[0] == "shap.linear"
 
 
-def test_a_bare_estimator_is_explained_as_a_black_box_over_raw_features() -> None:
+def test_a_bare_estimator_is_the_identity_encoded_case_and_gets_the_closed_form() -> None:
     frame, target = load_diabetes(return_X_y=True, as_frame=True, scaled=False)
     frame = frame.iloc[:, :6]
     ridge = Ridge().fit(frame, target)
     background = frame.head(40)
     features = [FeatureSpec(c, False) for c in frame.columns]
     model = TabularModel(ridge, features, background, "regression", None)
-    assert not model.decomposed
+    assert model.decomposed and model.compiled
+    assert [g.tolist() for g in model.groups] == [[i] for i in range(6)]
     explainers = ExplainerSet(model, Thresholds())
     rows = model.encode(records(frame.tail(2)))
     explanations = explain_rows(explainers, rows, model.target(None, None, 0), "auto")
     formula = ridge.coef_ * (frame.tail(2).to_numpy() - background.to_numpy().mean(axis=0))
-    for explanation, expected in zip(explanations, formula, strict=True):
-        assert explanation.method == "shap.exact"
-        np.testing.assert_allclose(explanation.contributions, expected, rtol=1e-9, atol=1e-9)
-    sampled = explain_rows(explainers, rows, model.target(None, None, 0), "shap.permutation")
     own = ridge.predict(pd.DataFrame(frame.tail(2)))
+    for explanation, expected, value in zip(explanations, formula, own, strict=True):
+        assert explanation.method == "shap.linear"
+        assert explanation.exactness == "exact"
+        np.testing.assert_allclose(explanation.contributions, expected, rtol=1e-9, atol=1e-9)
+        assert abs(explanation.model_output - value) <= 1e-9
+    sampled = explain_rows(explainers, rows, model.target(None, None, 0), "shap.permutation")
     for explanation, value in zip(sampled, own, strict=True):
         assert abs(explanation.base_value + explanation.contributions.sum() - value) <= 1e-9
 
