@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from app.explain import forests
 from app.explain.types import ExplainerUnavailable, Target
 
 Row = dict[str, Any]
@@ -199,6 +201,11 @@ class TabularModel:
             self.pipeline.estimator.prove(inputs)
         self.background = self.encode(_records(self.background_frame))
         self._check_class_order()
+        self._forest: forests.Predictor | None = None
+        if self.decomposed:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # fitted with feature names
+                self._forest = forests.predictor(self.estimator, self.background)
 
     @classmethod
     def from_parts(
@@ -265,6 +272,9 @@ class TabularModel:
         known = getattr(self._known, "value", None)
         if known is not None and known[0] == encoded.shape and known[1] == encoded.tobytes():
             return np.array(known[2], copy=True)
+        if self._forest is not None:
+            out = self._forest(encoded)
+            return out if self.task == "classification" else _one_output(out)
         model = self.estimator
         data: Any = encoded
         if not self.decomposed:
