@@ -881,11 +881,14 @@ def _lightgbm_tree(
     internal = leaves - 1
     counts = {"internal": internal, "leaves": leaves}
     arrays: dict[str, np.ndarray] = {}
+    # LightGBM reads leaf_value and leaf_count of every tree, the rest only of a tree
+    # with splits (or linear leaves): a one-leaf tree leaves them empty
+    full = internal > 0 or linear
     for name, size in TREE_INTEGERS.items():
-        if name in values and (internal > 0 or size == "leaves"):
+        if name in values and (full or name == "leaf_count"):
             arrays[name] = _integers(values[name], counts[size], f"{key} {name}")
     for name, size in TREE_NUMBERS.items():
-        if name in values and (internal > 0 or size == "leaves"):
+        if name in values and (full or name == "leaf_value"):
             arrays[name] = _numbers(values[name], counts[size], f"{key} {name}")
     if linear:
         _check_linear(values, leaves, features, key)

@@ -1098,3 +1098,26 @@ def test_damaged_model_files_are_refused_or_loaded_never_a_crash(
     outcomes = child.stdout.split()
     assert len(outcomes) == len(paths)
     assert "refused" in outcomes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_model_of_single_leaf_trees_is_a_constant_with_zero_contributions(
+    tmp_path: Path, fmt: str
+) -> None:
+    frame, _, age = _credit_numeric()
+    if fmt == "lightgbm":
+        wrapper: Any = lgb.LGBMRegressor(n_estimators=3, min_child_samples=5000, verbose=-1)
+    else:
+        wrapper = xgb.XGBRegressor(n_estimators=3, max_depth=3, min_child_weight=1e6)
+    wrapper.fit(frame, age)
+    path = _save(fmt, wrapper, tmp_path, "txt" if fmt == "lightgbm" else "ubj")
+    estimator = BoosterEstimator(load_booster(path, fmt), "regression", None)
+    features = [FeatureSpec(c, False) for c in frame.columns]
+    model = TabularModel.from_parts(None, estimator, features, frame.iloc[:20], "regression", None)
+    assert estimator.tree_problem is None
+    encoded = model.encode(records(frame.iloc[900:902]))
+    for e in explain_rows(
+        ExplainerSet(model, Thresholds()), encoded, model.target(None, None, 0), "shap.tree"
+    ):
+        assert e.exactness == "exact" and np.all(e.contributions == 0.0)
+        assert abs(e.additivity_residual) <= EXACT
