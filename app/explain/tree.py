@@ -120,84 +120,101 @@ def _extract(estimator: Any, classes: int) -> tuple[Ensemble, str]:
         if estimator.ensemble is None or estimator.tree_problem is not None:
             raise ExplainerUnavailable(f"shap.tree: {estimator.tree_problem}")
         return estimator.ensemble, "decision_function" if classes > 0 else "predict"
-    builder = Builder()
     if isinstance(estimator, (DecisionTreeClassifier, DecisionTreeRegressor)):
-        members = [estimator]
-    elif isinstance(estimator, BOOSTED):
-        members = []
-    else:
-        members = list(estimator.estimators_)
-    if members:
-        count = len(members)
-        classifier = classes > 0
-        roots: list[int] = []
-        for member in members:
-            tree = member.tree_
-            _single_output(tree)
-            raw = np.asarray(tree.value[:, 0, :], dtype=np.float64)
-            if classifier:
-                if raw.shape[1] != classes:
-                    raise ExplainerUnavailable("shap.tree: a tree does not know every class")
-                total = raw.sum(axis=1, keepdims=True)
-                total[total == 0.0] = 1.0
-                leaf = raw / total / count
-            else:
-                leaf = raw[:, :1] / count
-            roots.append(_sklearn_tree(builder, tree, leaf))
-        outputs = classes if classifier else 1
-        ensemble = builder.ensemble([roots] * outputs, [0.0] * outputs, True, count)
-        return ensemble, "predict_proba" if classifier else "predict"
+        return _averaged([estimator], classes)
+    if not isinstance(estimator, BOOSTED):
+        return _averaged(list(estimator.estimators_), classes)
     margins = max(1, classes if classes > 2 else 1)
-    per_output: list[list[int]] = [[] for _ in range(margins)]
+    builder = Builder()
     if isinstance(estimator, (GradientBoostingClassifier, GradientBoostingRegressor)):
-        if estimator.init not in (None, "zero"):
-            raise ExplainerUnavailable(
-                "shap.tree: a gradient boosting model with a custom init estimator is not "
-                "a sum of trees"
-            )
-        stages = np.asarray(estimator.estimators_)
-        if stages.shape[1] != margins:
-            raise ExplainerUnavailable("shap.tree: unexpected gradient boosting layout")
-        rate = float(estimator.learning_rate)
-        for stage in stages:
-            for k, member in enumerate(stage):
-                tree = member.tree_
-                _single_output(tree)
-                leaf = np.zeros((tree.node_count, margins))
-                leaf[:, k] = np.asarray(tree.value[:, 0, 0], dtype=np.float64) * rate
-                per_output[k].append(_sklearn_tree(builder, tree, leaf))
+        per_output, trees = _gradient_boosting(builder, estimator, margins)
         float32 = True
-        trees = stages.size
     else:
-        predictors = estimator._predictors
-        if any(len(stage) != margins for stage in predictors):
-            raise ExplainerUnavailable("shap.tree: unexpected histogram boosting layout")
-        for stage in predictors:
-            for k, predictor in enumerate(stage):
-                nodes = predictor.nodes
-                if nodes["is_categorical"].any():
-                    raise ExplainerUnavailable(
-                        "shap.tree: categorical splits of HistGradientBoosting are not supported"
-                    )
-                leaf_mask = nodes["is_leaf"].astype(bool)
-                leaf = np.zeros((len(nodes), margins))
-                leaf[:, k] = np.where(leaf_mask, nodes["value"], 0.0)
-                per_output[k].append(
-                    builder.add(
-                        np.where(leaf_mask, -1, nodes["feature_idx"]),
-                        nodes["num_threshold"],
-                        nodes["left"],
-                        nodes["right"],
-                        nodes["missing_go_to_left"],
-                        leaf,
-                        int(nodes["depth"].max()),
-                    )
-                )
+        per_output, trees = _histogram_boosting(builder, estimator, margins)
         float32 = False
-        trees = sum(len(stage) for stage in predictors)
     function = "decision_function" if classes > 0 else "predict"
     ensemble = builder.ensemble(per_output, [0.0] * margins, float32, trees)
     return ensemble, function
+
+
+def _averaged(members: list[Any], classes: int) -> tuple[Ensemble, str]:
+    """A tree or a forest: the mean of its trees' (normalised) leaf values."""
+    builder = Builder()
+    count = len(members)
+    classifier = classes > 0
+    roots: list[int] = []
+    for member in members:
+        tree = member.tree_
+        _single_output(tree)
+        raw = np.asarray(tree.value[:, 0, :], dtype=np.float64)
+        if classifier:
+            if raw.shape[1] != classes:
+                raise ExplainerUnavailable("shap.tree: a tree does not know every class")
+            total = raw.sum(axis=1, keepdims=True)
+            total[total == 0.0] = 1.0
+            leaf = raw / total / count
+        else:
+            leaf = raw[:, :1] / count
+        roots.append(_sklearn_tree(builder, tree, leaf))
+    outputs = classes if classifier else 1
+    ensemble = builder.ensemble([roots] * outputs, [0.0] * outputs, True, count)
+    return ensemble, "predict_proba" if classifier else "predict"
+
+
+def _gradient_boosting(
+    builder: Builder, estimator: Any, margins: int
+) -> tuple[list[list[int]], int]:
+    """GradientBoosting's stages: each tree's leaves scaled by the learning rate, per margin."""
+    if estimator.init not in (None, "zero"):
+        raise ExplainerUnavailable(
+            "shap.tree: a gradient boosting model with a custom init estimator is not "
+            "a sum of trees"
+        )
+    stages = np.asarray(estimator.estimators_)
+    if stages.shape[1] != margins:
+        raise ExplainerUnavailable("shap.tree: unexpected gradient boosting layout")
+    rate = float(estimator.learning_rate)
+    per_output: list[list[int]] = [[] for _ in range(margins)]
+    for stage in stages:
+        for k, member in enumerate(stage):
+            tree = member.tree_
+            _single_output(tree)
+            leaf = np.zeros((tree.node_count, margins))
+            leaf[:, k] = np.asarray(tree.value[:, 0, 0], dtype=np.float64) * rate
+            per_output[k].append(_sklearn_tree(builder, tree, leaf))
+    return per_output, int(stages.size)
+
+
+def _histogram_boosting(
+    builder: Builder, estimator: Any, margins: int
+) -> tuple[list[list[int]], int]:
+    """HistGradientBoosting's predictors (numeric splits only), per margin."""
+    predictors = estimator._predictors
+    if any(len(stage) != margins for stage in predictors):
+        raise ExplainerUnavailable("shap.tree: unexpected histogram boosting layout")
+    per_output: list[list[int]] = [[] for _ in range(margins)]
+    for stage in predictors:
+        for k, predictor in enumerate(stage):
+            nodes = predictor.nodes
+            if nodes["is_categorical"].any():
+                raise ExplainerUnavailable(
+                    "shap.tree: categorical splits of HistGradientBoosting are not supported"
+                )
+            leaf_mask = nodes["is_leaf"].astype(bool)
+            leaf = np.zeros((len(nodes), margins))
+            leaf[:, k] = np.where(leaf_mask, nodes["value"], 0.0)
+            per_output[k].append(
+                builder.add(
+                    np.where(leaf_mask, -1, nodes["feature_idx"]),
+                    nodes["num_threshold"],
+                    nodes["left"],
+                    nodes["right"],
+                    nodes["missing_go_to_left"],
+                    leaf,
+                    int(nodes["depth"].max()),
+                )
+            )
+    return per_output, sum(len(stage) for stage in predictors)
 
 
 def _own_output(estimator: Any, function: str, background: np.ndarray) -> np.ndarray:
