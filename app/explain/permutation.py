@@ -188,32 +188,14 @@ class PermutationShap:
             pairs = int(min(max(wanted, self.permutations), self.max_permutations - done))
             if not self.stratified:
                 continue
-            n = len(background)
             if allocation is None:
-                # The rows' pairs will be shared out by spread: size the round from the
-                # variance that allocation predicts, not from 1/pairs.
-                share = np.sqrt(spread.sum(axis=1))
-                base = done // n
-                target_error = bar / math.sqrt(self.growth_margin)
-                wanted = _pairs_for(spread, share, target_error, base)
-                if rounds == 1 and wanted > self.pilot_extension * n:
-                    # Much more to come: first pin the rows' spreads down with a uniform
-                    # second pilot round (on a 30-feature SGD logistic row, a 2-pair pilot
-                    # left 114k-476k evaluations to chance, 2 + 2 pairs 114k-131k).
-                    counts = np.full(n, 2, dtype=np.intp)
+                pilot = self._after_pilot(spread, done, rounds, bar)
+                if pilot is None:
+                    counts = np.full(len(background), 2, dtype=np.intp)
                     continue
-                allocation, first_round = share, done
-                pairs = int(min(wanted, self.max_permutations - done))
-                counts = _allocate(allocation, n * max(2, math.ceil(pairs / n)))
+                allocation, first_round, pairs, counts = pilot
             else:
-                # Every row has ≥ 2 later pairs, so its spread is known from them: add only
-                # the pairs the prediction asks for, shared out by the same allocation (no
-                # longer ≥ 2 per row: a short round costs what it buys).
-                share = allocation / allocation.sum()
-                more = _more_pairs(spread, per_row, share, bar / math.sqrt(self.growth_margin))
-                counts = _spread(min(more, self.max_permutations - done), share, rng)
-                if counts.sum() == 0:
-                    counts[int(np.argmax(share))] = 1
+                counts = self._later_counts(spread, per_row, allocation, done, bar, rng)
         return Explanation(
             method=self.name,
             base_value=float(np.mean(f_background)),
@@ -234,6 +216,46 @@ class PermutationShap:
                 "seed": target.seed,
             },
         )
+
+    def _after_pilot(
+        self, spread: np.ndarray, done: int, rounds: int, bar: float
+    ) -> tuple[np.ndarray, int, int, np.ndarray] | None:
+        """After the pilot: the rows' allocation, where the later pairs start, how many pairs
+        the next round takes and their counts per row; None for a second uniform pilot."""
+        n = len(self.model.background)
+        # The rows' pairs will be shared out by spread: size the round from the variance
+        # that allocation predicts, not from 1/pairs.
+        share = np.sqrt(spread.sum(axis=1))
+        base = done // n
+        target_error = bar / math.sqrt(self.growth_margin)
+        wanted = _pairs_for(spread, share, target_error, base)
+        if rounds == 1 and wanted > self.pilot_extension * n:
+            # Much more to come: first pin the rows' spreads down with a uniform second
+            # pilot round (on a 30-feature SGD logistic row, a 2-pair pilot left 114k-476k
+            # evaluations to chance, 2 + 2 pairs 114k-131k).
+            return None
+        pairs = int(min(wanted, self.max_permutations - done))
+        return share, done, pairs, _allocate(share, n * max(2, math.ceil(pairs / n)))
+
+    def _later_counts(
+        self,
+        spread: np.ndarray,
+        per_row: np.ndarray,
+        allocation: np.ndarray,
+        done: int,
+        bar: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Pairs per row of a later round: only what the prediction asks for."""
+        # Every row has ≥ 2 later pairs, so its spread is known from them: add only the pairs
+        # the prediction asks for, shared out by the same allocation (no longer ≥ 2 per row:
+        # a short round costs what it buys).
+        share = allocation / allocation.sum()
+        more = _more_pairs(spread, per_row, share, bar / math.sqrt(self.growth_margin))
+        counts = _spread(min(more, self.max_permutations - done), share, rng)
+        if counts.sum() == 0:
+            counts[int(np.argmax(share))] = 1
+        return counts
 
     def _round(
         self,
