@@ -24,7 +24,7 @@ from app.fairness.impact import Bucket, ImpactAccumulator
 from app.ledger.chain import Draft
 from app.ledger.repository import RecordFilter
 from app.records.query import parse_time
-from app.records.service import _subject_ref, _unseal_with, find_explanation, log_access
+from app.records.service import _subject_ref, _unseal_with, log_access, resolve_explanation
 from app.runtime.context import Context
 
 Progress = Callable[[int], None]
@@ -96,7 +96,10 @@ async def record_actual_outcome(
     ctx: Context, principal: Principal, decision_id: str, actual: Any
 ) -> dict[str, Any]:
     """Append an ``actual_outcome`` record for a decision (the latest one counts in audits)."""
-    stored = await asyncio.to_thread(find_explanation, ctx, decision_id=decision_id)
+    found = await asyncio.to_thread(
+        resolve_explanation, ctx, principal, "record", decision_id=decision_id
+    )
+    stored = found.stored
     document = json.loads(stored.document)
     clear = document["clear"]
     model = ctx.catalog.get(clear["model"]["name"], clear["model"]["version"])

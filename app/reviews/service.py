@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound
 from app.ledger.chain import Draft
 from app.ledger.repository import RecordFilter, StoredRecord
 from app.records.query import decode_cursor, encode_cursor, parse_time
-from app.records.service import find_explanation, log_access, render_explanations
+from app.records.service import log_access, render_explanations, resolve_explanation
 from app.runtime.context import Context
 
 ReviewOutcome = Literal["upheld", "overturned", "needs_information"]
@@ -45,7 +45,10 @@ async def _append_linked(
     fields: dict[str, Any],
     note: str,
 ) -> dict[str, Any]:
-    stored = await asyncio.to_thread(find_explanation, ctx, record_id=record_id)
+    found = await asyncio.to_thread(
+        resolve_explanation, ctx, principal, "record", record_id=record_id
+    )
+    stored = found.stored
     ref, data_key = await asyncio.to_thread(_data_key, ctx, stored)
     decision_id = json.loads(stored.document)["clear"]["decision_id"]
     clear = {"target_id": stored.id, "decision_id": decision_id, "subject_ref": ref, **fields}
