@@ -290,7 +290,6 @@ def explain(
     """Explain one instance and print its report: a model owner's one-off check."""
     import asyncio
 
-    from app.config import Settings
     from app.errors import RationaleError
     from app.explanations.service import command_from_body
     from app.reports import service as report_service
@@ -316,8 +315,10 @@ def explain(
     body = {"model": model, "version": version, "decision_id": decision_id, "instance": row}
     body["options"] = {"lang": lang}
     command = command_from_body(body)
-    contact = os.environ.get("RATIONALE_REVIEW_CONTACT") or str(
-        Settings.model_fields["review_contact"].default
+    contact = (
+        os.environ.get(f"RATIONALE_REVIEW_CONTACT_{lang.upper()}")
+        or os.environ.get("RATIONALE_REVIEW_CONTACT")
+        or None
     )
     from threadpoolctl import threadpool_limits
 
@@ -385,7 +386,7 @@ async def _explain_stored(command: Any, report: str, lang: str) -> Any:
             view,
             report,
             lang,
-            settings.review_contact,
+            settings.review_contact_for(lang),
             report_service.counterfactual(loaded, view["input"]),
         )
     finally:

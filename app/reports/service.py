@@ -78,10 +78,11 @@ def render_report(
     view: dict[str, Any],
     fmt: str,
     lang: str,
-    review_contact: str,
+    review_contact: str | None,
     what_would_change: dict[str, Any] | None,
 ) -> Rendered:
-    """Render a report of an opened explanation view (CPU work: run it in a thread)."""
+    """Render a report of an opened explanation view (CPU work: run it in a thread);
+    ``review_contact`` None: the language's own words."""
     # Imported on first use: fpdf and jinja2 would add seconds to every worker's start.
     from app.reports.charts import waterfall_png
     from app.reports.render import render, report_context
@@ -106,7 +107,8 @@ def _render_with_counterfactual(
     ctx: Context, model: LoadedModel, view: dict[str, Any], fmt: str, lang: str
 ) -> tuple[Rendered, dict[str, Any]]:
     what = _counterfactual(model, view)
-    return render_report(model, view, fmt, lang, ctx.settings.review_contact, what), what
+    contact = ctx.settings.review_contact_for(lang)
+    return render_report(model, view, fmt, lang, contact, what), what
 
 
 async def preview(
@@ -245,7 +247,7 @@ def explain_unstored(model: LoadedModel, command: ExplainCommand) -> dict[str, A
 
 
 def one_off_report(
-    model: LoadedModel, command: ExplainCommand, fmt: str, lang: str, review_contact: str
+    model: LoadedModel, command: ExplainCommand, fmt: str, lang: str, review_contact: str | None
 ) -> Rendered:
     """The report of a row explained on the spot, with its counterfactual; nothing stored."""
     view = explain_unstored(model, command)
