@@ -42,10 +42,14 @@ class AuditScope:
 
 
 def _model(ctx: Context, name: str, version: str | None, field: str = "model") -> LoadedModel:
+    """The served model version; an unknown model named in the path (``field`` "name") is a
+    404, as for any path naming nothing, one named in the query a 422 naming the field."""
     model = ctx.catalog.get(name, version)
     if model is not None:
         return model
     if not ctx.catalog.versions(name):
+        if field == "name":
+            raise NotFound(f"no model named {name!r}")
         raise InvalidInput("unknown model", errors=[FieldError(field, f"no model named {name!r}")])
     raise InvalidInput(
         "unknown model version",

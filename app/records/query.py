@@ -79,13 +79,14 @@ class ResolvedQuery:
 
 
 def parse_time(value: str, field: str) -> str:
-    """An ISO 8601 date or time (naive means UTC) as the stored fixed-width UTC form."""
+    """An RFC 3339 time or a date (midnight UTC) as the stored fixed-width UTC form; 422
+    for a time not on the calendar (February 30th, a leap second) or beyond it in UTC."""
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(value.strip().upper())
     except ValueError:
         raise InvalidInput(
-            f"{field} is not an ISO 8601 time",
-            errors=[FieldError(field, "expected ISO 8601, e.g. 2026-11-25T15:00:00Z")],
+            f"{field} is not a time on the calendar",
+            errors=[FieldError(field, "expected RFC 3339, e.g. 2026-11-25T15:00:00Z")],
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
