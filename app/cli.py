@@ -653,8 +653,8 @@ def audit_fairness(
     attribute: Annotated[str, typer.Option(help="A protected feature or attribute.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start: an RFC 3339 time or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="End: an RFC 3339 time or a date.")] = None,
 ) -> None:
     """Group fairness figures of a model's stored decisions, as a self-contained HTML file."""
     from app.fairness.render import fairness_html
@@ -676,8 +676,8 @@ def audit_impact(
     model: Annotated[str, typer.Option(help="Model name.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start: an RFC 3339 time or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="End: an RFC 3339 time or a date.")] = None,
     bucket: Annotated[str, typer.Option(help="day or week.")] = "day",
 ) -> None:
     """A model's decisions, favourable rate and what weighs most over time, as HTML."""

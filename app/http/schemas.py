@@ -46,12 +46,17 @@ TIME_SCHEMA: dict[str, Any] = {
 }
 
 
+TIME_SYNTAX = "expected an RFC 3339 time such as 2026-11-25T15:00:00Z, or a date"
+
+
+def is_time(value: str) -> bool:
+    """Whether a text is written as an RFC 3339 time or a date (its calendar is checked after)."""
+    return len(value) <= TIME_MAX_LENGTH and _TIME.fullmatch(value) is not None
+
+
 def _time_syntax(value: Any) -> Any:
-    """Refuse a time that is not written as RFC 3339 says (its calendar is checked after)."""
-    if isinstance(value, str) and (len(value) > TIME_MAX_LENGTH or not _TIME.fullmatch(value)):
-        raise PydanticCustomError(
-            "time_syntax", "expected an RFC 3339 time such as 2026-11-25T15:00:00Z, or a date"
-        )
+    if isinstance(value, str) and not is_time(value):
+        raise PydanticCustomError("time_syntax", TIME_SYNTAX)
     return value
 
 

@@ -25,6 +25,7 @@ import orjson
 
 from app.access.principals import Principal
 from app.errors import FieldError, InvalidInput
+from app.http.schemas import TIME_SYNTAX, is_time
 from app.ledger.chain import canonical
 from app.ledger.crypto import ServerKeys
 from app.ledger.repository import RecordFilter, Repository, StoredRecord
@@ -81,8 +82,12 @@ class ResolvedQuery:
 def parse_time(value: str, field: str) -> str:
     """An RFC 3339 time or a date (midnight UTC) as the stored fixed-width UTC form; 422
     for a time not on the calendar (February 30th, a leap second) or beyond it in UTC."""
+    if not is_time(value):
+        raise InvalidInput(
+            f"{field} is not an RFC 3339 time", errors=[FieldError(field, TIME_SYNTAX)]
+        )
     try:
-        parsed = datetime.fromisoformat(value.strip().upper())
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise InvalidInput(
             f"{field} is not a time on the calendar",
