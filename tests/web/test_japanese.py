@@ -118,13 +118,20 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def decisions(client: TestClient) -> dict[str, dict[str, str]]:
-    """A decision of each demo model, and one whose person's data was erased."""
+    """A decision of each demo model, one with the income model's rarest categories, and one
+    whose person's data was erased."""
     made = {}
-    for model in (*MODELS, "erased"):
+    rare = instances("income", 1)[0] | {
+        "native_country": "Outlying-US(Guam-USVI-etc)",
+        "race": "Amer-Indian-Eskimo",
+        "workclass": "Self-emp-not-inc",
+    }
+    for model in (*MODELS, "income (rare)", "erased"):
+        instance = {"erased": instances("credit-risk", 1)[0], "income (rare)": rare}.get(model)
         body = {
-            "model": "credit-risk" if model == "erased" else model,
+            "model": {"erased": "credit-risk", "income (rare)": "income"}.get(model, model),
             "decision_id": unique_id("ja"),
-            "instance": instances("credit-risk" if model == "erased" else model, 1)[0],
+            "instance": instance or instances(model, 1)[0],
         }
         response = client.post("/v1/explanations", json=body, headers=auth("backend"))
         assert response.status_code == 201, response.text
@@ -167,7 +174,7 @@ def assert_japanese(text: str, where: str) -> None:
     assert not runs, f"{where} shows English: {runs}"
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, "income (rare)"])
 def test_the_decision_page_in_japanese(
     client: TestClient,
     decisions: dict[str, dict[str, str]],
@@ -202,7 +209,7 @@ def test_the_model_card_page_in_japanese(
 
 
 @pytest.mark.parametrize("fmt", ["html", "text", "pdf"])
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", [*MODELS, "income (rare)"])
 def test_the_report_in_japanese(
     client: TestClient, decisions: dict[str, dict[str, str]], model: str, fmt: str
 ) -> None:
