@@ -290,7 +290,6 @@ def explain(
     """Explain one instance and print its report: a model owner's one-off check."""
     import asyncio
 
-    from app.config import Settings
     from app.errors import RationaleError
     from app.explanations.service import command_from_body
     from app.reports import service as report_service
@@ -316,8 +315,10 @@ def explain(
     body = {"model": model, "version": version, "decision_id": decision_id, "instance": row}
     body["options"] = {"lang": lang}
     command = command_from_body(body)
-    contact = os.environ.get("RATIONALE_REVIEW_CONTACT") or str(
-        Settings.model_fields["review_contact"].default
+    contact = (
+        os.environ.get(f"RATIONALE_REVIEW_CONTACT_{lang.upper()}")
+        or os.environ.get("RATIONALE_REVIEW_CONTACT")
+        or None
     )
     from threadpoolctl import threadpool_limits
 
@@ -385,7 +386,7 @@ async def _explain_stored(command: Any, report: str, lang: str) -> Any:
             view,
             report,
             lang,
-            settings.review_contact,
+            settings.review_contact_for(lang),
             report_service.counterfactual(loaded, view["input"]),
         )
     finally:
@@ -652,8 +653,8 @@ def audit_fairness(
     attribute: Annotated[str, typer.Option(help="A protected feature or attribute.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start: an RFC 3339 time or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="End: an RFC 3339 time or a date.")] = None,
 ) -> None:
     """Group fairness figures of a model's stored decisions, as a self-contained HTML file."""
     from app.fairness.render import fairness_html
@@ -675,8 +676,8 @@ def audit_impact(
     model: Annotated[str, typer.Option(help="Model name.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     version: Annotated[str | None, typer.Option(help="Version (default: latest).")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601 start.")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO 8601 end.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start: an RFC 3339 time or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="End: an RFC 3339 time or a date.")] = None,
     bucket: Annotated[str, typer.Option(help="day or week.")] = "day",
 ) -> None:
     """A model's decisions, favourable rate and what weighs most over time, as HTML."""

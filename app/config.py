@@ -153,10 +153,18 @@ class Settings(BaseSettings):
     log_json: bool = True
     """Write logs as JSON lines (false: human-readable console lines)."""
 
-    review_contact: str = Field(
-        default="the team that made this decision", min_length=1, max_length=500
-    )
-    """How a person asks for a human review of a decision; printed in every report."""
+    review_contact: str | None = Field(default=None, min_length=1, max_length=500)
+    """How a person asks for a human review of a decision, printed in every report and on the
+    desk: in each language that has no contact of its own (``RATIONALE_REVIEW_CONTACT_JA``,
+    ``…_EN``). Unset, each language's own words are used ("the team that made this decision",
+    「この判定を行った担当窓口」)."""
+
+    review_contact_en: str | None = Field(default=None, min_length=1, max_length=500)
+    """The review contact in English reports and pages (default: ``RATIONALE_REVIEW_CONTACT``)."""
+
+    review_contact_ja: str | None = Field(default=None, min_length=1, max_length=500)
+    """The review contact in Japanese reports and pages (default: ``RATIONALE_REVIEW_CONTACT``),
+    written in Japanese."""
 
     public_base_url: str | None = Field(
         default=None, max_length=500, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
@@ -179,6 +187,11 @@ class Settings(BaseSettings):
         if len(value.get_secret_value()) < 32:
             raise ValueError("RATIONALE_SECRET_KEY must be at least 32 characters")
         return value
+
+    def review_contact_for(self, lang: str) -> str | None:
+        """The review contact set for a language (None: the language's own default words)."""
+        own = getattr(self, f"review_contact_{lang}", None)
+        return own if isinstance(own, str) else self.review_contact
 
     @property
     def is_sqlite(self) -> bool:

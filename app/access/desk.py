@@ -21,6 +21,7 @@ from app.access.sessions import DeskSession, SessionStore
 from app.ledger.chain import Draft
 from app.reports.counterfactual import counterfactual
 from app.reports.render import html_fragment, report_context
+from app.reports.wording import language
 from app.runtime.context import Context
 
 DESK_ROLES = frozenset({Role.SUPPORT, Role.AUDITOR, Role.ADMIN})
@@ -96,9 +97,9 @@ async def set_lang(ctx: Context, session: DeskSession, lang: str) -> None:
 def _fragment(ctx: Context, view: dict[str, Any], lang: str, chart_src: str) -> str:
     model = ctx.catalog.get(view["model"]["name"], view["model"]["version"])
     if model is None:
-        return f"<p>{escape('This model version is not loaded: the report cannot be shown.')}</p>"
+        return f"<p>{escape(language(lang).text('report.model_not_loaded'))}</p>"
     if view["sealed"] != "open" or view["input"] is None:
-        return f"<p>{escape('The person’s data was erased: only the decision remains.')}</p>"
+        return f"<p>{escape(language(lang).text('report.data_erased'))}</p>"
     what = view.get("counterfactual") or counterfactual(model, view["input"])
     context = report_context(
         view,
@@ -106,7 +107,7 @@ def _fragment(ctx: Context, view: dict[str, Any], lang: str, chart_src: str) -> 
         model.folder,
         lang,
         counterfactual=what,
-        review_contact=ctx.settings.review_contact,
+        review_contact=ctx.settings.review_contact_for(lang),
     )
     return html_fragment(context, chart_src=chart_src)
 

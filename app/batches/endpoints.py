@@ -13,8 +13,9 @@ from app.batches import service
 from app.batches.schemas import BatchAccepted, BatchRequest, BatchResults, BatchStatus
 from app.errors import Unavailable
 from app.http.deps import ContextDep, ExplainerDep
+from app.http.openapi import CURSOR, INTEGERS, refused
 from app.http.responses import FastJSON
-from app.http.schemas import Problem
+from app.http.schemas import DECIMAL, CursorQuery, Problem
 from app.records.query import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1", tags=["batches"])
@@ -25,7 +26,21 @@ BatchId = Annotated[str, Path(min_length=1, max_length=64)]
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
-@router.post("/batches", status_code=202, response_model=BatchAccepted, responses=ERRORS)
+@router.post(
+    "/batches",
+    status_code=202,
+    response_model=BatchAccepted,
+    responses={
+        **ERRORS,
+        **refused(
+            ("model", "not served (GET /v1/models lists the models)"),
+            ("version", "not served"),
+            ("method", "not one this model offers"),
+            ("items", "more than RATIONALE_MAX_BATCH_ITEMS"),
+            *INTEGERS,
+        ),
+    },
+)
 async def create_batch(
     body: BatchRequest, request: Request, ctx: ContextDep, principal: ExplainerDep
 ) -> FastJSON:
@@ -58,13 +73,17 @@ async def get_batch(batch_id: BatchId, ctx: ContextDep, principal: ExplainerDep)
     return FastJSON(await service.read_batch(ctx, principal, batch_id))
 
 
-@router.get("/batches/{batch_id}/results", response_model=BatchResults, responses=ERRORS)
+@router.get(
+    "/batches/{batch_id}/results",
+    response_model=BatchResults,
+    responses={**ERRORS, **refused(CURSOR)},
+)
 async def list_batch_results(
     batch_id: BatchId,
     ctx: ContextDep,
     principal: ExplainerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000), DECIMAL] = 100,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """The batch's records in item order, cursor-paginated (its submitter or an admin)."""
     scope = {"endpoint": "batch-results", "batch_id": batch_id}

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import structlog
+from pydantic import ValidationError
 
 from app.access.principals import Principal, Role
 from app.batches.repository import (
@@ -40,6 +41,7 @@ from app.errors import (
     NotFound,
     RationaleError,
 )
+from app.explanations.schemas import ExplainRequest
 from app.explanations.service import (
     ExplainCommand,
     _resolve,
@@ -47,6 +49,7 @@ from app.explanations.service import (
     command_from_body,
     validate,
 )
+from app.http import problems
 from app.ledger.chain import Draft, canonical_body, now_iso
 from app.ledger.crypto import subject_fingerprint
 from app.ledger.repository import NewSubject, StoredRecord, Subject
@@ -73,17 +76,8 @@ def store(ctx: Context) -> BatchStore:
 
 
 def problem_of(exc: RationaleError) -> dict[str, Any]:
-    """The problem+json body the single request would have got."""
-    body: dict[str, Any] = {
-        "type": exc.type_,
-        "title": exc.title,
-        "status": exc.status_code,
-        "detail": exc.detail,
-    }
-    if exc.errors:
-        body["errors"] = [e.as_dict() for e in exc.errors]
-    body.update(exc.extra)
-    return body
+    """The problem+json body the single request would have got, bounded as it is."""
+    return problems.document(exc)
 
 
 def item_request(batch: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
@@ -176,10 +170,16 @@ def _fail(item: _Item, exc: RationaleError) -> None:
 
 
 def _prepare(ctx: Context, model: LoadedModel, pending: PendingItem) -> _Item:
-    """Validate one item as its single request would be; a failure is its outcome."""
+    """Validate one item as its single request would be (its schema, then the model's
+    checks); a failure is its outcome, bounded as the single request's problem."""
     body = json.loads(pending.request)
     command = dataclasses.replace(command_from_body(body), version=model.version)
     item = _Item(pending.position, command)
+    try:
+        ExplainRequest.model_validate_json(pending.request)
+    except ValidationError as exc:
+        _fail(item, problems.schema_error(exc.errors()))
+        return item
     try:
         _, item.row = validate(ctx, command)
         item.body = canonical_body(command.body)

@@ -1,5 +1,6 @@
-"""A model's card for people who are not engineers: the manifest's card, the impact of its
-decisions, and the latest fairness figures for each protected attribute, in plain words.
+"""A model's card for people who are not engineers: its card (prose in the page's language,
+from the wording files), the impact of its decisions, and the latest fairness figures for
+each protected attribute, in plain words.
 
 The figures come from the audit services, so each read appends its access record naming
 its filters, as every audit read does."""
@@ -42,7 +43,7 @@ async def model_card(
         "model": model.name,
         "version": model.version,
         "task": model.manifest.task,
-        "card": plain.card_fields(model.manifest.card),
+        "card": plain.card_fields(words.card()),
         "impact": plain.impact_summary(texts, words, impact),
         "fairness": fairness,
     }

@@ -10,9 +10,11 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from app.access.principals import Permission, Principal
 from app.catalog import service
 from app.catalog import upload as uploads
+from app.catalog.manifest import NAME_PATTERN
 from app.catalog.schemas import LatestModelCard, ModelCard, ModelList, UploadedModelCard
 from app.errors import FieldError, InvalidInput
 from app.http.deps import ContextDep, ModelReaderDep, require
+from app.http.openapi import refused
 from app.http.responses import FastJSON
 from app.http.schemas import Problem
 
@@ -34,20 +36,35 @@ UPLOADED: dict[int | str, dict[str, Any]] = {
     200: {"model": UploadedModelCard, "description": "The same files as an existing version"},
     201: {"description": "A new version, registered and served: now the latest"},
 }
+NON_EMPTY: dict[str, Any] = {"minLength": 1}
+"""An uploaded file holds at least one byte (an empty one is a 422 naming it)."""
 
 
 @router.post(
     "",
     status_code=201,
     response_model=UploadedModelCard,
-    responses=UPLOADED | ERRORS,
+    responses={
+        **UPLOADED,
+        **ERRORS,
+        **refused(
+            ("manifest", "not a valid manifest, or not matching the other files"),
+            ("artifact", "not a loadable artifact of the manifest's hash and format"),
+            ("background", "not the manifest's background sample"),
+        ),
+    },
 )
 async def upload_model(
     ctx: ContextDep,
     principal: ManageDep,
-    manifest: Annotated[UploadFile, File(description="model.yaml")],
-    artifact: Annotated[UploadFile, File(description="The skops artifact the manifest names")],
-    background: Annotated[UploadFile, File(description="The background CSV")],
+    manifest: Annotated[UploadFile, File(description="model.yaml", json_schema_extra=NON_EMPTY)],
+    artifact: Annotated[
+        UploadFile,
+        File(description="The skops artifact the manifest names", json_schema_extra=NON_EMPTY),
+    ],
+    background: Annotated[
+        UploadFile, File(description="The background CSV", json_schema_extra=NON_EMPTY)
+    ],
 ) -> FastJSON:
     """Register a new model version: checked with the registry's loader (safe names and
     versions, sha256, a safe zip within the inflation limits, skops trusted types only)
@@ -78,7 +95,7 @@ async def reload_models(ctx: ContextDep, principal: ManageDep) -> FastJSON:
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such model or version"}}
-Name = Annotated[str, Path(min_length=1, max_length=64)]
+Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 
 
 @router.get("", name="list_models", response_model=ModelList)

@@ -12,6 +12,7 @@ import numpy as np
 from app.catalog.manifest import Feature
 from app.errors import FieldError
 from app.explain.model import TabularModel
+from app.http.problems import clean
 
 SAFE_INTEGER = 2**53 - 1
 """Largest integer with a canonical JSON (RFC 8785) form."""
@@ -37,7 +38,9 @@ def check_value(feature: Feature, value: Any, field: str) -> tuple[Any, FieldErr
         )
     if value not in (feature.categories or []):
         shown = ", ".join(repr(c) for c in (feature.categories or [])[:12])
-        return None, FieldError(field, f"unknown category {value!r}; expected one of {shown}")
+        return None, FieldError(
+            field, f"unknown category {clean(repr(value))}; expected one of {shown}"
+        )
     return value, None
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from app.explanations import service
 from app.explanations.schemas import ExplainRequest, ExplanationRecord
 from app.http.deps import ContextDep, ExplainerDep, RecordReaderDep
+from app.http.openapi import INTEGERS, refused
 from app.http.responses import FastJSON
 from app.http.schemas import ID_PATTERN
 from app.records.service import read_explanation
@@ -47,6 +48,17 @@ LINKS = {
         201: {"description": "The record, committed", "links": LINKS},
         200: {"model": ExplanationRecord, "description": "Identical retry: the existing record"},
         409: {"description": "The decision id has a record made from a different body"},
+        **refused(
+            ("model", "not served (GET /v1/models lists the models)"),
+            ("version", "not served"),
+            ("method", "not one this model offers, or over the compute budget"),
+            ("instance", "not the model's features, categories or values (see its card)"),
+            ("attributes", "not the attributes the model declares"),
+            ("options.explained_class", "not one of the model's classes"),
+            ("options.output", "not an output of this kind of model"),
+            ("options.top_k", "more than the model's features"),
+            *INTEGERS,
+        ),
     },
 )
 async def create_explanation(

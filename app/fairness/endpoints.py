@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from app.access.principals import Permission, Principal
+from app.catalog.manifest import NAME_PATTERN
 from app.fairness import service as audits
 from app.fairness.charts import impact_png
 from app.fairness.schemas import ActualOutcome, ActualOutcomeRequest, FairnessReport, ImpactReport
 from app.http.deps import ContextDep, require
+from app.http.openapi import RANGE, TIMES, refused
 from app.http.responses import FastJSON
-from app.http.schemas import ID_PATTERN, Problem
+from app.http.schemas import ID_PATTERN, Problem, TimeQuery
 
 router = APIRouter(prefix="/v1", tags=["audits"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -22,17 +24,30 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 OutcomeDep = Annotated[Principal, Depends(require(Permission.REPORT_OUTCOME))]
 FairnessDep = Annotated[Principal, Depends(require(Permission.FAIRNESS))]
 ImpactDep = Annotated[Principal, Depends(require(Permission.IMPACT))]
-Name = Annotated[str, Query(min_length=1, max_length=64)]
-Version = Annotated[str | None, Query(min_length=1, max_length=64)]
-Time = Annotated[str | None, Query(max_length=64, description="ISO 8601")]
+Name = Annotated[str, Query(pattern=NAME_PATTERN)]
+Version = Annotated[str | None, Query(pattern=NAME_PATTERN)]
 BucketQuery = Annotated[Literal["day", "week"], Query()]
+IMPACT_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": Problem, "description": "No model of that name"},
+    **refused(("version", "not served (GET /v1/models/{name} lists them)"), RANGE, *TIMES),
+}
 
 
 @router.post(
     "/decisions/{decision_id}/actual-outcome",
     status_code=201,
     response_model=ActualOutcome,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        **refused(
+            (
+                "actual",
+                "not a class of the decision's model, or not a number for a regression model "
+                "(the model's card, GET /v1/models/{name}, lists its classes)",
+            )
+        ),
+    },
 )
 async def report_actual_outcome(
     decision_id: Annotated[str, Path(pattern=ID_PATTERN)],
@@ -45,15 +60,28 @@ async def report_actual_outcome(
     return FastJSON(result, status_code=201)
 
 
-@router.get("/audit/fairness", response_model=FairnessReport, responses=ERRORS)
+@router.get(
+    "/audit/fairness",
+    response_model=FairnessReport,
+    responses={
+        **ERRORS,
+        **refused(
+            ("model", "not served (GET /v1/models lists the models)"),
+            ("version", "not served"),
+            ("attribute", "not a protected attribute of the model (its card lists them)"),
+            RANGE,
+            *TIMES,
+        ),
+    },
+)
 async def fairness(
     ctx: ContextDep,
     principal: FairnessDep,
     model: Name,
     attribute: Annotated[str, Query(min_length=1, max_length=128)],
     version: Version = None,
-    since: Time = None,
-    until: Time = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
 ) -> FastJSON:
     """Per group of a protected attribute: counts, favourable rate, mean favourable
     probability, error rates where outcomes were reported; parity and equalized-odds figures
@@ -62,14 +90,14 @@ async def fairness(
     return FastJSON(await audits.fairness(ctx, principal, scope, attribute))
 
 
-@router.get("/models/{name}/impact", response_model=ImpactReport, responses=ERRORS)
+@router.get("/models/{name}/impact", response_model=ImpactReport, responses=IMPACT_ERRORS)
 async def impact(
-    name: Annotated[str, Path(min_length=1, max_length=64)],
+    name: Annotated[str, Path(pattern=NAME_PATTERN)],
     ctx: ContextDep,
     principal: ImpactDep,
     version: Version = None,
-    since: Time = None,
-    until: Time = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     bucket: BucketQuery = "day",
 ) -> FastJSON:
     """Decisions and favourable rate per day or week, global importance (mean |contribution|
@@ -81,16 +109,16 @@ async def impact(
 
 @router.get(
     "/models/{name}/impact.png",
-    responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "the chart"}},
+    responses={**IMPACT_ERRORS, 200: {"content": {"image/png": {}}, "description": "the chart"}},
     response_class=Response,
 )
 async def impact_chart(
-    name: Annotated[str, Path(min_length=1, max_length=64)],
+    name: Annotated[str, Path(pattern=NAME_PATTERN)],
     ctx: ContextDep,
     principal: ImpactDep,
     version: Version = None,
-    since: Time = None,
-    until: Time = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     bucket: BucketQuery = "day",
 ) -> Response:
     """The impact figures as a chart."""

@@ -24,7 +24,7 @@ from app.fairness.impact import Bucket, ImpactAccumulator
 from app.ledger.chain import Draft
 from app.ledger.repository import RecordFilter
 from app.records.query import parse_time
-from app.records.service import _subject_ref, _unseal_with, find_explanation, log_access
+from app.records.service import _subject_ref, _unseal_with, log_access, resolve_explanation
 from app.runtime.context import Context
 
 Progress = Callable[[int], None]
@@ -42,10 +42,14 @@ class AuditScope:
 
 
 def _model(ctx: Context, name: str, version: str | None, field: str = "model") -> LoadedModel:
+    """The served model version; an unknown model named in the path (``field`` "name") is a
+    404, as for any path naming nothing, one named in the query a 422 naming the field."""
     model = ctx.catalog.get(name, version)
     if model is not None:
         return model
     if not ctx.catalog.versions(name):
+        if field == "name":
+            raise NotFound(f"no model named {name!r}")
         raise InvalidInput("unknown model", errors=[FieldError(field, f"no model named {name!r}")])
     raise InvalidInput(
         "unknown model version",
@@ -96,7 +100,10 @@ async def record_actual_outcome(
     ctx: Context, principal: Principal, decision_id: str, actual: Any
 ) -> dict[str, Any]:
     """Append an ``actual_outcome`` record for a decision (the latest one counts in audits)."""
-    stored = await asyncio.to_thread(find_explanation, ctx, decision_id=decision_id)
+    found = await asyncio.to_thread(
+        resolve_explanation, ctx, principal, "record", decision_id=decision_id
+    )
+    stored = found.stored
     document = json.loads(stored.document)
     clear = document["clear"]
     model = ctx.catalog.get(clear["model"]["name"], clear["model"]["version"])

@@ -30,6 +30,25 @@ DESCRIPTIONS = {
     503: "A dependency is down: retry after the Retry-After seconds",
 }
 REF = {"$ref": "#/components/schemas/Problem"}
+REFUSED = "x-refused-when"
+Reason = tuple[str, str]
+"""A field (errors naming it or a field under it) and when it is refused."""
+CURSOR: Reason = (
+    "cursor",
+    "a cursor this query did not return (cursors are MACed with their query's filters)",
+)
+RANGE: Reason = ("until", "earlier than since")
+OFF_CALENDAR = "a time not on the calendar (February 30th, a leap second) or beyond it in UTC"
+TIMES: tuple[Reason, ...] = (("since", OFF_CALENDAR), ("until", OFF_CALENDAR))
+WHOLE = "written with a fraction part, as 3.0 (requests are strict: an integer is written 3)"
+INTEGERS: tuple[Reason, ...] = (("options.top_k", WHOLE), ("options.seed", WHOLE))
+"""The explanation options' integers, which JSON Schema cannot tell from 3.0."""
+
+
+def refused(*reasons: Reason) -> dict[int | str, dict[str, Any]]:
+    """A route's 422 for schema-valid input refused for ``reasons`` the schema cannot state."""
+    listed = [{"field": field, "when": when} for field, when in reasons]
+    return {422: {"model": Problem, REFUSED: listed}}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -91,6 +110,10 @@ def contract(app: FastAPI) -> dict[str, Any]:
                 if code.isdigit() and int(code) >= 400 and _is_problem(response):
                     status = int(code)
                     response["description"] = DESCRIPTIONS.get(status, response["description"])
+                    if response.get(REFUSED):
+                        response["description"] += "; also, though the schema allows it: " + (
+                            "; ".join(f"{r['field']}: {r['when']}" for r in response[REFUSED])
+                        )
                     response["content"] = {PROBLEM: {"schema": REF}}
                     if status == 503:
                         response["headers"] = {

@@ -8,6 +8,7 @@ errors are listed, then how many more there were."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.errors import RationaleError, Unavailable
+from app.errors import FieldError, InvalidInput, RationaleError, Unavailable
 
 log = structlog.get_logger(__name__)
 PROBLEM = "application/problem+json"
@@ -60,17 +61,16 @@ def request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def problem(
+def bounded(
     status: int,
     title: str,
     detail: str,
     type_: str = "about:blank",
     errors: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
-    request: Request | None = None,
-) -> Response:
-    """A problem+json response with bounded, always-encodable content."""
+) -> dict[str, Any]:
+    """A problem document with bounded, always-encodable content: every answer's and every
+    stored batch failure's (docs/api.md#errors)."""
     body: dict[str, Any] = {
         "type": type_,
         "title": clean(title, MAX_ECHO),
@@ -85,7 +85,34 @@ def problem(
         if len(errors) > MAX_ERRORS:
             body["errors_omitted"] = len(errors) - MAX_ERRORS
     if extra:
-        body.update({k: _clean_value(v) for k, v in extra.items() if k not in body})
+        body.update({clean(k): _clean_value(v) for k, v in extra.items() if k not in body})
+    return body
+
+
+def document(exc: RationaleError) -> dict[str, Any]:
+    """The bounded problem document of one of the service's errors."""
+    return bounded(
+        exc.status_code,
+        exc.title,
+        exc.detail,
+        exc.type_,
+        [e.as_dict() for e in exc.errors],
+        exc.extra,
+    )
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    type_: str = "about:blank",
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+    request: Request | None = None,
+) -> Response:
+    """A problem+json response with bounded, always-encodable content."""
+    body = bounded(status, title, detail, type_, errors, extra)
     rid = request_id(request) if request is not None else None
     if rid is not None:
         body["request_id"] = rid
@@ -117,6 +144,23 @@ def _message(error: dict[str, Any]) -> str:
     return str(error.get("msg", "is invalid"))
 
 
+def schema_error(errors: Sequence[Any]) -> InvalidInput:
+    """The 422 of a body that does not match its schema, from pydantic's errors (a request's,
+    or a batch item's checked as its single request)."""
+    return InvalidInput(
+        "the request does not match the schema",
+        errors=[
+            FieldError(
+                "body"
+                if error.get("type") == "json_invalid"
+                else _field(tuple(error.get("loc", ()))),
+                _message(error),
+            )
+            for error in errors
+        ],
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn errors into problem+json."""
 
@@ -135,23 +179,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {
-                "field": "body"
-                if error.get("type") == "json_invalid"
-                else _field(tuple(error.get("loc", ()))),
-                "message": _message(error),
-            }
-            for error in exc.errors()
-        ]
-        return problem(
-            422,
-            "Invalid input",
-            "the request does not match the schema",
-            "/problems/invalid-input",
-            errors,
-            request=request,
-        )
+        return await _rationale(request, schema_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

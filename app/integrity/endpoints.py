@@ -9,8 +9,9 @@ from fastapi.responses import PlainTextResponse
 
 from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
+from app.http.openapi import CURSOR, RANGE, TIMES, refused
 from app.http.responses import FastJSON
-from app.http.schemas import Problem
+from app.http.schemas import DECIMAL, CursorQuery, Problem, TimeQuery
 from app.integrity import proofs
 from app.integrity import service as audit
 from app.integrity.schemas import (
@@ -26,11 +27,18 @@ VerifyDep = Annotated[Principal, Depends(require(Permission.VERIFY))]
 AccessLogDep = Annotated[Principal, Depends(require(Permission.ACCESS_LOG))]
 
 
-@router.get("/verify", name="verify", response_model=VerifyReport)
+@router.get(
+    "/verify",
+    name="verify",
+    response_model=VerifyReport,
+    responses=refused(("seq", "given without hash"), ("hash", "given without seq")),
+)
 async def verify(
     ctx: ContextDep,
     _: VerifyDep,
-    seq: Annotated[int | None, Query(ge=1, le=2**62, description="Seq of a kept head")] = None,
+    seq: Annotated[
+        int | None, Query(ge=1, le=2**62, description="Seq of a kept head"), DECIMAL
+    ] = None,
     hash: Annotated[
         str | None, Query(pattern=r"^[0-9a-fA-F]{64}$", description="Hash of a kept head")
     ] = None,
@@ -40,7 +48,12 @@ async def verify(
     return FastJSON(await audit.verify(ctx, seq, hash))
 
 
-@router.get("/access-log", name="access_log", response_model=AccessLog)
+@router.get(
+    "/access-log",
+    name="access_log",
+    response_model=AccessLog,
+    responses=refused(CURSOR, RANGE, *TIMES),
+)
 async def access_log(
     ctx: ContextDep,
     _: AccessLogDep,
@@ -48,10 +61,10 @@ async def access_log(
     principal: Annotated[
         str | None, Query(min_length=1, max_length=32, description="A key id")
     ] = None,
-    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
-    until: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000), DECIMAL] = 100,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """Access records: the reader's key id and role, the records read (or a query's
     filters), the endpoint and the time."""
@@ -69,7 +82,7 @@ async def access_log(
 
 
 TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
-SIZE = Annotated[int | None, Query(ge=1, le=2**62)]
+SIZE = Annotated[int | None, Query(ge=1, le=2**62), DECIMAL]
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse, responses={200: TEXT})
@@ -96,13 +109,13 @@ async def public_key(
     return PlainTextResponse(await proofs.public_key(ctx, key_id) + "\n")
 
 
-@router.get("/checkpoints", response_model=CheckpointList)
+@router.get("/checkpoints", response_model=CheckpointList, responses=refused(CURSOR, TIMES[0]))
 async def checkpoints(
     ctx: ContextDep,
     _: VerifyDep,
-    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    since: TimeQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000), DECIMAL] = 100,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """Checkpoints issued (on request, and every N records or T seconds), oldest first."""
     return FastJSON(await proofs.list_checkpoints(ctx, since, limit, cursor))
@@ -111,7 +124,10 @@ async def checkpoints(
 @router.get(
     "/proof/inclusion",
     response_model=InclusionProof,
-    responses={404: {"model": Problem}},
+    responses={
+        404: {"model": Problem},
+        **refused(("tree_size", "beyond the log, or smaller than the record's seq")),
+    },
 )
 async def inclusion_proof(
     ctx: ContextDep,
@@ -124,11 +140,15 @@ async def inclusion_proof(
     return FastJSON(await proofs.inclusion(ctx, record_id, tree_size))
 
 
-@router.get("/proof/consistency", response_model=ConsistencyProof)
+@router.get(
+    "/proof/consistency",
+    response_model=ConsistencyProof,
+    responses=refused(("from", "greater than to"), ("to", "beyond the log (or the log is empty)")),
+)
 async def consistency_proof(
     ctx: ContextDep,
     _: VerifyDep,
-    from_: Annotated[int, Query(alias="from", ge=1, le=2**62)],
+    from_: Annotated[int, Query(alias="from", ge=1, le=2**62), DECIMAL],
     to: SIZE = None,
 ) -> FastJSON:
     """RFC 9162 §2.1.4 consistency proof that the tree of ``to`` records (default: the

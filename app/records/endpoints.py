@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from app.access.principals import Permission, Principal
+from app.catalog.manifest import NAME_PATTERN
 from app.explanations.endpoints import RECORD_ID
 from app.http.deps import ContextDep, require
+from app.http.openapi import CURSOR, RANGE, TIMES, refused
 from app.http.responses import FastJSON
-from app.http.schemas import ID_PATTERN
+from app.http.schemas import DECIMAL, ID_PATTERN, CursorQuery, TimeQuery
 from app.records import query
 from app.records import replay as replays
 from app.records.schemas import ExplanationList, ReplayReport
@@ -29,27 +31,40 @@ MEDIA = {
 
 
 async def filters(
-    model: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    version: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    model: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    version: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     subject_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     outcome: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
-    until: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
 ) -> query.QueryParams:
     """The shared filters of the query and the export."""
     return query.QueryParams(model, version, subject_id, outcome, since, until)
 
 
 FiltersDep = Annotated[query.QueryParams, Depends(filters)]
+FILTERS = ("model", "version", "subject_id", "outcome", "since", "until")
+FILTER_REASONS = (
+    ("version", "given without model"),
+    ("outcome", "not a class of the model (or any outcome for a regression model)"),
+    RANGE,
+    *TIMES,
+)
+"""Refusals of the shared filters that their schema cannot state."""
 
 
-@router.get("/explanations", name="query", response_model=ExplanationList)
+@router.get(
+    "/explanations",
+    name="query",
+    response_model=ExplanationList,
+    responses=refused(CURSOR, *FILTER_REASONS),
+)
 async def list_explanations(
     params: FiltersDep,
     ctx: ContextDep,
     principal: QueryDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000), DECIMAL] = 100,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """Explanation records matching the filters, in chain order, cursor-paginated."""
     return FastJSON(await query.query_explanations(ctx, principal, params, limit, cursor))
@@ -63,7 +78,11 @@ async def list_explanations(
         200: {
             "description": "One record per line (JSONL, or the stored chain), or CSV",
             "content": {"application/x-ndjson": {}, "text/csv": {}},
-        }
+        },
+        **refused(
+            *FILTER_REASONS,
+            *((f, "given with format=chain (the chain is the whole log)") for f in FILTERS),
+        ),
     },
 )
 async def export_explanations(
@@ -72,7 +91,9 @@ async def export_explanations(
     principal: ExportDep,
     format: Annotated[Literal["jsonl", "csv", "chain"], Query()] = "jsonl",
     through_seq: Annotated[
-        int | None, Query(ge=0, le=2**62, description="Stop at this seq (default: the head)")
+        int | None,
+        Query(ge=0, le=2**62, description="Stop at this seq (default: the head)"),
+        DECIMAL,
     ] = None,
 ) -> StreamingResponse:
     """Streamed export: record views as JSONL or CSV, or the stored chain byte for byte."""

@@ -16,19 +16,20 @@ import csv
 import hashlib
 import hmac
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.access.principals import UNSEALED_ROLES, Principal
+from app.access.principals import Principal
 from app.errors import FieldError, InvalidInput
+from app.http.schemas import TIME_SYNTAX, is_time
 from app.ledger.chain import canonical
 from app.ledger.crypto import ServerKeys
 from app.ledger.repository import RecordFilter, Repository, StoredRecord
-from app.records.service import log_access, render_explanations, render_page
+from app.records.service import log_access, opener, render_explanations, render_page
 from app.runtime.context import Context
 
 EXPORT_FORMATS = ("jsonl", "csv", "chain")
@@ -79,13 +80,18 @@ class ResolvedQuery:
 
 
 def parse_time(value: str, field: str) -> str:
-    """An ISO 8601 date or time (naive means UTC) as the stored fixed-width UTC form."""
+    """An RFC 3339 time or a date (midnight UTC) as the stored fixed-width UTC form; 422
+    for a time not on the calendar (February 30th, a leap second) or beyond it in UTC."""
+    if not is_time(value):
+        raise InvalidInput(
+            f"{field} is not an RFC 3339 time", errors=[FieldError(field, TIME_SYNTAX)]
+        )
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise InvalidInput(
-            f"{field} is not an ISO 8601 time",
-            errors=[FieldError(field, "expected ISO 8601, e.g. 2026-11-25T15:00:00Z")],
+            f"{field} is not a time on the calendar",
+            errors=[FieldError(field, "expected RFC 3339, e.g. 2026-11-25T15:00:00Z")],
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
@@ -245,10 +251,10 @@ async def export(
         return chain_lines(ctx.repository, through)
     if resolved.filter is None:
         return iter([csv_header()] if fmt == "csv" else [])
-    keys = ctx.keys if principal.role in UNSEALED_ROLES else None
+    may_open = opener(principal)
     if fmt == "csv":
-        return csv_lines(ctx.repository, keys, resolved.filter, through)
-    return jsonl_lines(ctx.repository, keys, resolved.filter, through)
+        return csv_lines(ctx.repository, ctx.keys, resolved.filter, through, may_open)
+    return jsonl_lines(ctx.repository, ctx.keys, resolved.filter, through, may_open)
 
 
 def chain_lines(repository: Repository, through: int | None = None) -> Iterator[bytes]:
@@ -265,12 +271,16 @@ def chain_lines(repository: Repository, through: int | None = None) -> Iterator[
 
 
 def jsonl_lines(
-    repository: Repository, keys: ServerKeys | None, flt: RecordFilter, through: int | None
+    repository: Repository,
+    keys: ServerKeys | None,
+    flt: RecordFilter,
+    through: int | None,
+    may_open: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[bytes]:
     """One record view per line, with its id, page by page (``keys`` None: sealed parts
-    withheld)."""
+    withheld; ``may_open`` as for ``render_page``)."""
     for page in repository.iter_explanations(flt, through=through):
-        views = render_page(repository, keys, page)
+        views = render_page(repository, keys, page, may_open)
         yield b"".join(orjson.dumps(view) + b"\n" for view in views)
 
 
@@ -313,13 +323,18 @@ def csv_row(view: dict[str, Any]) -> list[Any]:
 
 
 def csv_lines(
-    repository: Repository, keys: ServerKeys | None, flt: RecordFilter, through: int | None
+    repository: Repository,
+    keys: ServerKeys | None,
+    flt: RecordFilter,
+    through: int | None,
+    may_open: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[bytes]:
-    """The CSV export, page by page (``keys`` None: sealed parts withheld)."""
+    """The CSV export, page by page (``keys`` None: sealed parts withheld; ``may_open`` as
+    for ``render_page``)."""
     yield csv_header()
     for page in repository.iter_explanations(flt, through=through):
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        for view in render_page(repository, keys, page):
+        for view in render_page(repository, keys, page, may_open):
             writer.writerow(csv_row(view))
         yield buffer.getvalue().encode()

@@ -14,7 +14,7 @@ from app.errors import Conflict, RationaleError
 from app.explain import Explanation
 from app.explanations.service import LIBRARY_VERSIONS
 from app.ledger.repository import StoredRecord
-from app.records.service import find_explanation, log_access, open_sealed
+from app.records.service import log_access, open_sealed, resolve_explanation
 from app.runtime.context import Context
 
 REPLAY_TOLERANCE = 1e-9
@@ -111,7 +111,10 @@ def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
 async def replay(ctx: Context, principal: Principal, record_id: str) -> dict[str, Any]:
     """Recompute a stored explanation with its recorded model version, method and seed,
     and say whether every contribution matches within 1e-9 (docs/record.md#replay)."""
-    stored = await asyncio.to_thread(find_explanation, ctx, record_id=record_id)
+    found = await asyncio.to_thread(
+        resolve_explanation, ctx, principal, "record", record_id=record_id
+    )
+    stored = found.stored
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(ctx.executor, _replay, ctx, stored)
     await log_access(ctx, principal, "POST /v1/explanations/{id}/replay", [stored.id])

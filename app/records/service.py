@@ -1,20 +1,118 @@
-"""Reading records as a person sees them: sealed parts opened for the roles that may,
-and every such read logged as an ``access`` record before the content leaves."""
+"""Reading records as a principal may see them: the one rule of who sees a record's sealed
+part (``sight``, docs/privacy.md#who-sees-the-sealed-part), records resolved for a principal by
+it, and every read that opens a seal logged as an ``access`` record before the content leaves."""
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 
-from app.access.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal
+from app.access.principals import LOGGED_ROLES, UNSEALED_ROLES, Principal, Role
 from app.errors import NotFound
 from app.ledger.chain import Draft, associated_data
 from app.ledger.crypto import ServerKeys, unseal
 from app.ledger.repository import Repository, StoredRecord, Subject
 from app.runtime.context import Context
+
+
+class Sight(enum.Enum):
+    """How much of an explanation record a principal sees."""
+
+    OPEN = "open"
+    """The clear part and the sealed part decrypted: the person's inputs in clear."""
+    WITHHELD = "withheld"
+    """The clear part only (``"sealed": "withheld"``, ``input`` null)."""
+    HIDDEN = "hidden"
+    """Nothing: the answer is the 404 of a record that does not exist."""
+
+
+Use = Literal["record", "report"]
+"""What the record is read for: the record itself, or the person's report of it (issued,
+previewed, read back, charted: each shows the person's inputs in clear)."""
+
+
+def sight(principal: Principal, maker: str | None, use: Use) -> Sight:
+    """The one rule of who sees what of an explanation record made by the key ``maker``
+    (docs/privacy.md#who-sees-the-sealed-part): support, auditor and admin keys see every record
+    opened; a backend key sees records with the sealed part withheld, and the report of a
+    decision only when it made that decision (it holds the data and passes the report on to
+    the person), any other decision's report being hidden as if it did not exist."""
+    if principal.role in UNSEALED_ROLES:
+        return Sight.OPEN
+    if principal.role is Role.SUBJECT:
+        # The person, through their private link: the page resolves only the link's own
+        # record (docs/person.md), and no API key can carry this role.
+        return Sight.OPEN
+    if use == "report":
+        return Sight.OPEN if maker is not None and maker == principal.key_id else Sight.HIDDEN
+    return Sight.WITHHELD
+
+
+def maker_of(stored: StoredRecord) -> str | None:
+    """The key id that made a stored record (its document's ``key_id``)."""
+    key = json.loads(stored.document).get("key_id")
+    return key if isinstance(key, str) else None
+
+
+def opener(principal: Principal) -> Callable[[dict[str, Any]], bool]:
+    """Whether the principal may see a listed explanation document opened (by ``sight``)."""
+
+    def may_open(document: dict[str, Any]) -> bool:
+        return sight(principal, document.get("key_id"), "record") is Sight.OPEN
+
+    return may_open
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An explanation record found for a principal, and how much of it the principal sees."""
+
+    stored: StoredRecord
+    sight: Sight
+
+    @property
+    def opened(self) -> bool:
+        return self.sight is Sight.OPEN
+
+
+def resolve_explanation(
+    ctx: Context,
+    principal: Principal,
+    use: Use,
+    *,
+    record_id: str | None = None,
+    decision_id: str | None = None,
+) -> Resolved:
+    """An explanation record by id or decision id as the principal may see it for ``use``;
+    404 alike when there is none and when the principal may not see it at all."""
+    stored = find_explanation(ctx, record_id=record_id, decision_id=decision_id)
+    seen = sight(principal, maker_of(stored), use)
+    if seen is Sight.HIDDEN:
+        raise _missing(record_id)
+    return Resolved(stored, seen)
+
+
+def resolve_report(ctx: Context, principal: Principal, report_id: str) -> StoredRecord:
+    """An issued report record, if the principal may read the report of its decision (by
+    ``sight``); 404 alike when there is none and when it may not."""
+    stored = ctx.repository.by_id(report_id)
+    if stored is None or stored.type != "report":
+        raise NotFound("no report record with that id")
+    if principal.role not in UNSEALED_ROLES:
+        target = ctx.repository.by_id(stored.target_id) if stored.target_id else None
+        maker = maker_of(target) if target is not None else None
+        if sight(principal, maker, "report") is Sight.HIDDEN:
+            raise NotFound("no report record with that id")
+    return stored
+
+
+def _missing(record_id: str | None) -> NotFound:
+    return NotFound("no explanation record with that " + ("id" if record_id else "decision id"))
 
 
 def _unseal_with(
@@ -108,16 +206,20 @@ def render_explanations(
     ctx: Context, stored: Sequence[StoredRecord], principal: Principal
 ) -> list[dict[str, Any]]:
     """Views of explanation records with their reviews, as the principal may see them."""
-    unsealed = principal.role in UNSEALED_ROLES
-    return render_page(ctx.repository, ctx.keys if unsealed else None, stored)
+    return render_page(ctx.repository, ctx.keys, stored, opener(principal))
 
 
 def render_page(
-    repository: Repository, keys: ServerKeys | None, stored: Sequence[StoredRecord]
+    repository: Repository,
+    keys: ServerKeys | None,
+    stored: Sequence[StoredRecord],
+    may_open: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Views of one page of explanation records with their reviews; subjects and reviews
-    are fetched in one query each, not per record. ``keys`` None: sealed parts withheld."""
+    are fetched in one query each, not per record. ``keys`` None: sealed parts withheld;
+    ``may_open`` says which records' sealed parts (and their reviews' notes) are opened."""
     documents = [json.loads(s.document) for s in stored]
+    shown = [keys is not None and (may_open is None or may_open(d)) for d in documents]
     ids = [s.id for s in stored]
     review_docs = {
         target: [json.loads(r.document) for r in items]
@@ -128,28 +230,29 @@ def render_page(
         for target, items in repository.children_of(ids, "review_request").items()
     }
     subjects: dict[str, Subject] = {}
-    if keys is not None:
-        refs = {_subject_ref(d) for d in documents}
+    if any(shown):
+        refs = {_subject_ref(d) for d, show in zip(documents, shown, strict=True) if show}
         refs |= {
             _subject_ref(d)
             for linked in (review_docs, request_docs)
-            for items in linked.values()
-            for d in items
+            for record, show in zip(stored, shown, strict=True)
+            if show
+            for d in linked.get(record.id, [])
         }
         subjects = repository.subjects_by_refs(r for r in refs if r is not None)
 
-    def opened(document: dict[str, Any]) -> dict[str, Any] | None:
-        if keys is None:
+    def opened(document: dict[str, Any], show: bool) -> dict[str, Any] | None:
+        if keys is None or not show:
             return None
         ref = _subject_ref(document)
         return _unseal_with(keys, document, subjects.get(ref) if ref else None)
 
     views = []
-    for record, document in zip(stored, documents, strict=True):
-        view = explanation_view(document, opened(document), record)
-        view["reviews"] = [review_view(d, opened(d)) for d in review_docs.get(record.id, [])]
+    for record, document, show in zip(stored, documents, shown, strict=True):
+        view = explanation_view(document, opened(document, show), record)
+        view["reviews"] = [review_view(d, opened(d, show)) for d in review_docs.get(record.id, [])]
         view["review_requests"] = [
-            review_view(d, opened(d)) for d in request_docs.get(record.id, [])
+            review_view(d, opened(d, show)) for d in request_docs.get(record.id, [])
         ]
         views.append(view)
     return views
@@ -162,11 +265,14 @@ async def log_access(
     record_ids: list[str],
     filters: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    opened: bool = False,
 ) -> None:
     """Append the ``access`` record of a read, durably, before its content is sent.
 
-    Roles outside ``LOGGED_ROLES`` (backend) are not logged."""
-    if principal.role not in LOGGED_ROLES:
+    Reads by roles outside ``LOGGED_ROLES`` (backend) are logged only when they ``opened`` a
+    seal (a backend key reading the report of its own decision)."""
+    if principal.role not in LOGGED_ROLES and not opened:
         return
     target_id = record_ids[0] if len(record_ids) == 1 and filters is None else None
     clear: dict[str, Any] = {"endpoint": endpoint, "records": record_ids}
@@ -198,7 +304,7 @@ def find_explanation(
         assert decision_id is not None
         stored = ctx.repository.by_decision(decision_id)
     if stored is None:
-        raise NotFound("no explanation record with that " + ("id" if record_id else "decision id"))
+        raise _missing(record_id)
     return stored
 
 
@@ -212,13 +318,17 @@ async def read_explanation(
 ) -> dict[str, Any]:
     """An explanation record by id or decision id, as the principal may see it; the access
     record is committed before this returns."""
-    stored = find_explanation(ctx, record_id=record_id, decision_id=decision_id)
-    (view,) = render_explanations(ctx, [stored], principal)
-    await log_access(ctx, principal, endpoint, [stored.id])
+    found = resolve_explanation(
+        ctx, principal, "record", record_id=record_id, decision_id=decision_id
+    )
+    (view,) = render_page(ctx.repository, ctx.keys if found.opened else None, [found.stored])
+    await log_access(ctx, principal, endpoint, [found.stored.id], opened=found.opened)
     return view
 
 
 __all__ = [
+    "Resolved",
+    "Sight",
     "explanation_view",
     "find_explanation",
     "log_access",
@@ -226,4 +336,7 @@ __all__ = [
     "read_explanation",
     "render_explanations",
     "render_page",
+    "resolve_explanation",
+    "resolve_report",
+    "sight",
 ]

@@ -67,7 +67,8 @@ def steps(view: dict[str, Any], phrases: Phrases, top: int = TOP) -> tuple[list[
         feature = features[item["feature"]]
         label = phrases.label(feature)
         if item.get("value") is not None:
-            label = f"{label}: {phrases.value(feature, item['value'])}"
+            colon = phrases.lang.text("report.colon")
+            label = f"{label}{colon}{phrases.value(feature, item['value'])}"
         size = sign * scale * float(item["contribution"])
         against = favourable_sign * float(item["contribution"]) < 0
         bars.append(Step(label, level, size, against))

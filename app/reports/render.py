@@ -87,10 +87,13 @@ def report_context(
     lang: str,
     *,
     counterfactual: dict[str, Any] | None,
-    review_contact: str,
+    review_contact: str | None,
 ) -> dict[str, Any]:
-    """Everything the report says, in ``lang``, from an opened explanation record view."""
+    """Everything the report says, in ``lang``, from an opened explanation record view;
+    ``review_contact`` None: the language's own words for who to contact."""
     words = phrases(manifest, folder, lang)
+    if review_contact is None:
+        review_contact = words.lang.text("report.review_contact")
     explanation = view["explanation"]
     adverse = is_adverse(
         manifest,
@@ -189,6 +192,7 @@ def _texts(
     model = view["model"]
     return {
         "title": text("report.title"),
+        "colon": text("report.colon"),
         "reference": text("report.reference"),
         "date": text("report.date"),
         "decision_heading": text("report.decision_heading"),
@@ -252,7 +256,8 @@ def pdf_report(context: dict[str, Any], chart_png: bytes | None) -> bytes:
         pdf.multi_cell(0, size * 0.5, value, new_x="LMARGIN", new_y="NEXT", align="L")
 
     heading(texts["title"], 18)
-    para(f"{texts['reference']}: {context['reference']}    {texts['made_on']}")
+    colon = texts["colon"]
+    para(f"{texts['reference']}{colon}{context['reference']}    {texts['made_on']}")
     heading(texts["decision_heading"])
     para(context["decision"]["text"], 12)
     heading(texts["reasons_heading"])
@@ -275,10 +280,10 @@ def pdf_report(context: dict[str, Any], chart_png: bytes | None) -> bytes:
         heading(texts["purpose_heading"])
         para(str(context["purpose"]))
         if context["limitations"]:
-            para(f"{texts['limits']}: {context['limitations']}", 9)
+            para(f"{texts['limits']}{colon}{context['limitations']}", 9)
     heading(texts["input_heading"])
     for detail in context["input"]:
-        para(f"{detail['label']}: {detail['value_text']}", 9.5, indent=2)
+        para(f"{detail['label']}{colon}{detail['value_text']}", 9.5, indent=2)
     heading(texts["model_heading"])
     para(texts["model_version"])
     para(texts["made_on"])

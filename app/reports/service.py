@@ -1,7 +1,10 @@
 """Reports and charts of explanation records (docs/reports.md#reports).
 
-A preview (``GET …/report``) and a chart are rendered from the stored record and
-access-logged, not stored. Issuing a report (``POST …/reports``) renders it with the
+Every route here shows the person's inputs in clear, so each resolves its record by the one
+rule of who sees what (``records.service.sight``, docs/privacy.md#who-sees-the-sealed-part): a
+backend key reaches only the reports of decisions it made, any other being the 404 of a record
+that does not exist. A preview (``GET …/report``) and a chart are rendered from the stored
+record and access-logged, not stored. Issuing a report (``POST …/reports``) renders it with the
 counterfactual and appends a ``report`` record holding its exact bytes, sealed under the
 subject's data key (so erasure makes them unreadable like the explanation's own data);
 ``GET /v1/reports/{id}`` serves those bytes again."""
@@ -18,16 +21,17 @@ from app.access.principals import Principal, Role
 from app.catalog import LoadedModel
 from app.catalog.validation import check_row
 from app.compute.batcher import compute_one
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.explanations.service import ExplainCommand, build_draft
 from app.ledger.chain import GENESIS_HASH, Draft, now_iso
 from app.ledger.repository import StoredRecord
 from app.records.service import (
     explanation_view,
-    find_explanation,
     log_access,
     open_sealed,
     render_page,
+    resolve_explanation,
+    resolve_report,
 )
 from app.reports.counterfactual import counterfactual
 from app.reports.formats import MEDIA_TYPES
@@ -43,11 +47,16 @@ class Rendered:
     media_type: str
 
 
-def _opened(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
+def _opened(
+    ctx: Context, principal: Principal, record_id: str
+) -> tuple[StoredRecord, dict[str, Any]]:
+    """The explanation record a report is made of, opened (404 when the principal may not
+    see its report; 409 once the person's data was erased)."""
+    stored = resolve_explanation(ctx, principal, "report", record_id=record_id).stored
     (view,) = render_page(ctx.repository, ctx.keys, [stored])
     if view["sealed"] != "open" or view["input"] is None:
         raise Conflict("the person's data in this record was erased: there is nothing to report")
-    return view
+    return stored, view
 
 
 def _model(ctx: Context, view: dict[str, Any]) -> LoadedModel:
@@ -69,10 +78,11 @@ def render_report(
     view: dict[str, Any],
     fmt: str,
     lang: str,
-    review_contact: str,
+    review_contact: str | None,
     what_would_change: dict[str, Any] | None,
 ) -> Rendered:
-    """Render a report of an opened explanation view (CPU work: run it in a thread)."""
+    """Render a report of an opened explanation view (CPU work: run it in a thread);
+    ``review_contact`` None: the language's own words."""
     # Imported on first use: fpdf and jinja2 would add seconds to every worker's start.
     from app.reports.charts import waterfall_png
     from app.reports.render import render, report_context
@@ -97,15 +107,15 @@ def _render_with_counterfactual(
     ctx: Context, model: LoadedModel, view: dict[str, Any], fmt: str, lang: str
 ) -> tuple[Rendered, dict[str, Any]]:
     what = _counterfactual(model, view)
-    return render_report(model, view, fmt, lang, ctx.settings.review_contact, what), what
+    contact = ctx.settings.review_contact_for(lang)
+    return render_report(model, view, fmt, lang, contact, what), what
 
 
 async def preview(
     ctx: Context, principal: Principal, record_id: str, fmt: str, lang: str
 ) -> Rendered:
     """A report of an explanation record, rendered and access-logged, not stored."""
-    stored = find_explanation(ctx, record_id=record_id)
-    view = _opened(ctx, stored)
+    stored, view = await asyncio.to_thread(_opened, ctx, principal, record_id)
     model = _model(ctx, view)
     rendered, _ = await asyncio.to_thread(_render_with_counterfactual, ctx, model, view, fmt, lang)
     await log_access(
@@ -114,21 +124,26 @@ async def preview(
         "GET /v1/explanations/{id}/report",
         [stored.id],
         extra={"format": fmt, "lang": lang},
+        opened=True,
     )
     return rendered
 
 
 async def chart(ctx: Context, principal: Principal, record_id: str, lang: str) -> Rendered:
     """The waterfall chart of an explanation record as PNG, access-logged."""
-    stored = find_explanation(ctx, record_id=record_id)
-    view = _opened(ctx, stored)
+    stored, view = await asyncio.to_thread(_opened, ctx, principal, record_id)
     model = _model(ctx, view)
     from app.reports.charts import waterfall_png
 
     words = phrases(model.manifest, model.folder, lang)
     png = await asyncio.to_thread(waterfall_png, view, words)
     await log_access(
-        ctx, principal, "GET /v1/explanations/{id}/plot.png", [stored.id], extra={"lang": lang}
+        ctx,
+        principal,
+        "GET /v1/explanations/{id}/plot.png",
+        [stored.id],
+        extra={"lang": lang},
+        opened=True,
     )
     return Rendered(png, "image/png")
 
@@ -153,8 +168,7 @@ async def issue_rendered(
 ) -> tuple[dict[str, Any], Rendered, dict[str, Any]]:
     """``issue``, also returning the bytes rendered and the counterfactual stored with them
     (``what_would_change``: one found before, for this record, to store again)."""
-    stored = find_explanation(ctx, record_id=record_id)
-    view = _opened(ctx, stored)
+    stored, view = await asyncio.to_thread(_opened, ctx, principal, record_id)
     model = _model(ctx, view)
     subject = ctx.repository.subject_by_ref(view["subject_ref"])
     if subject is None:
@@ -222,15 +236,14 @@ async def issue_rendered(
 
 
 async def read_report(ctx: Context, principal: Principal, report_id: str) -> Rendered:
-    """The exact bytes of an issued report, access-logged."""
-    stored = ctx.repository.by_id(report_id)
-    if stored is None or stored.type != "report":
-        raise NotFound("no report record with that id")
+    """The exact bytes of an issued report, access-logged (a backend key's read of its own
+    decision's report too)."""
+    stored = await asyncio.to_thread(resolve_report, ctx, principal, report_id)
     document = json.loads(stored.document)
     sealed = open_sealed(ctx, document)
     if sealed is None:
         raise Conflict("the person's data in this report was erased")
-    await log_access(ctx, principal, "GET /v1/reports/{id}", [stored.id])
+    await log_access(ctx, principal, "GET /v1/reports/{id}", [stored.id], opened=True)
     return Rendered(base64.b64decode(sealed["content"]), document["clear"]["media_type"])
 
 
@@ -256,7 +269,7 @@ def explain_unstored(model: LoadedModel, command: ExplainCommand) -> dict[str, A
 
 
 def one_off_report(
-    model: LoadedModel, command: ExplainCommand, fmt: str, lang: str, review_contact: str
+    model: LoadedModel, command: ExplainCommand, fmt: str, lang: str, review_contact: str | None
 ) -> Rendered:
     """The report of a row explained on the spot, with its counterfactual; nothing stored."""
     view = explain_unstored(model, command)

@@ -4,7 +4,12 @@ owner's phrases per model and language (``models/<name>/wording/<lang>.yaml``).
 A model's wording file sits beside its version folders, outside every version's hash, so a
 model owner can improve phrases without touching an immutable version; the file's own
 SHA-256 is stored with the reasons made from it. Missing phrases fall back to the
-manifest's ``description`` and ``unit``, and a category's own label."""
+manifest's ``description`` and ``unit``, and a category's own label.
+
+The model card's prose (owner, intended use, limitations, training data) is read from the
+wording file too, in the page's language (docs/reports.md#wording): the manifest's card, inside
+the version's hash, keeps the figures, and its prose stands in for English only (the manifest's
+language); in any other language a passage its owner has not written says so, in that language."""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ LANGUAGES = ("en", "ja")
 """Languages with sentence templates; adding one is adding ``lang/<code>.yaml``."""
 DEFAULT_LANG = "en"
 LANG_DIR = Path(__file__).resolve().parent / "lang"
+CARD_PROSE = ("owner", "intended_use", "limitations", "training_data")
+"""The model card's entries that are prose, read in the page's language."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class ModelWording:
     def outcome(self, label: str) -> str | None:
         value = (self.data.get("outcomes") or {}).get(label)
         return str(value) if value is not None else None
+
+    def card(self, key: str) -> str | None:
+        value = (self.data.get("card") or {}).get(key)
+        return str(value) if value not in (None, "") else None
 
 
 _lock = threading.Lock()
@@ -136,12 +147,6 @@ class Phrases:
         """A class label as a person reads it."""
         return self.wording.outcome(label) or label
 
-    def card(self) -> dict[str, Any]:
-        """The model card as a person reads it: the wording file's ``card`` prose (what the
-        model is for, its limits, in this language) over the manifest's card."""
-        own = self.wording.data.get("card") or {}
-        return {**(self.manifest.card or {}), **(own if isinstance(own, dict) else {})}
-
     def goal(self) -> str:
         """The favourable outcome as the goal in a sentence ("approval")."""
         goal = self.wording.data.get("goal")
@@ -150,6 +155,22 @@ class Phrases:
         if self.manifest.task == "regression":
             return self.lang.text("goal_regression")
         return self.lang.text("goal_default", outcome=self.outcome(self.manifest.favorable))
+
+    def card(self) -> dict[str, Any]:
+        """The model card in this language: its prose from the wording file (in English, else
+        the manifest's), a passage not written in this language said to be so; its other
+        entries (the figures) from the manifest."""
+        manifest_card = self.manifest.card or {}
+        card = {k: v for k, v in manifest_card.items() if k not in CARD_PROSE}
+        for key in CARD_PROSE:
+            own = self.wording.card(key)
+            if own is None and self.lang.code == DEFAULT_LANG:
+                own = manifest_card.get(key) or None
+            if own is None and manifest_card.get(key):
+                own = self.lang.text("card_not_written")
+            if own is not None:
+                card[key] = str(own)
+        return card
 
 
 def phrases(manifest: Manifest, version_folder: Path, lang: str) -> Phrases:

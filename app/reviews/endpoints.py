@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
+from app.http.openapi import CURSOR, TIMES, refused
 from app.http.responses import FastJSON
-from app.http.schemas import ID_PATTERN, Problem
+from app.http.schemas import DECIMAL, ID_PATTERN, CursorQuery, Problem, TimeQuery
 from app.records.schemas import SubjectDecisions
 from app.reviews import service as reviews
 from app.reviews.schemas import ReviewBody, ReviewFeed, ReviewRecord, ReviewRequestBody
@@ -57,31 +58,37 @@ async def add_review(
     return FastJSON(result, status_code=201)
 
 
-@router.get("/reviews", response_model=ReviewFeed, responses=ERRORS)
+@router.get(
+    "/reviews", response_model=ReviewFeed, responses={**ERRORS, **refused(CURSOR, TIMES[0])}
+)
 async def review_feed(
     ctx: ContextDep,
     _: FeedDep,
-    since: Annotated[str | None, Query(max_length=64, description="ISO 8601")] = None,
+    since: TimeQuery = None,
     outcome: Annotated[Literal["upheld", "overturned", "needs_information"] | None, Query()] = None,
     kind: Annotated[
         Literal["review", "request"] | None,
         Query(description="Only reviews, or only review requests (default: both)"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000), DECIMAL] = 100,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """Reviews and review requests in chain order: the feed a backend polls to act on
     overturned decisions (an ``outcome`` filter matches reviews only)."""
     return FastJSON(await reviews.reviews_feed(ctx, since, outcome, limit, cursor, kind))
 
 
-@router.get("/subjects/{subject_id}/decisions", response_model=SubjectDecisions, responses=ERRORS)
+@router.get(
+    "/subjects/{subject_id}/decisions",
+    response_model=SubjectDecisions,
+    responses={**ERRORS, **refused(CURSOR)},
+)
 async def subject_decisions(
     subject_id: Annotated[str, Path(pattern=ID_PATTERN)],
     ctx: ContextDep,
     principal: SubjectDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100), DECIMAL] = 20,
+    cursor: CursorQuery = None,
 ) -> FastJSON:
     """A person's decisions by their subject id (access-logged with the subject's reference)."""
     return FastJSON(await reviews.subject_decisions(ctx, principal, subject_id, limit, cursor))

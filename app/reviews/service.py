@@ -18,7 +18,7 @@ from app.errors import Conflict, NotFound
 from app.ledger.chain import Draft
 from app.ledger.repository import RecordFilter, StoredRecord
 from app.records.query import decode_cursor, encode_cursor, parse_time
-from app.records.service import find_explanation, log_access, open_sealed, render_explanations
+from app.records.service import log_access, open_sealed, render_explanations, resolve_explanation
 from app.runtime.context import Context
 
 ReviewOutcome = Literal["upheld", "overturned", "needs_information"]
@@ -142,7 +142,7 @@ def review_status(ctx: Context, record_id: str, *, notes: bool = True) -> dict[s
 def _append_request(
     ctx: Context, principal: Principal, record_id: str, note: str, source: str
 ) -> dict[str, Any]:
-    stored = find_explanation(ctx, record_id=record_id)
+    stored = resolve_explanation(ctx, principal, "record", record_id=record_id).stored
     fields = {"source": source}
     draft = _linked_draft(ctx, principal, "review_request", stored, fields, {"note": note})
 
@@ -181,7 +181,10 @@ async def add_review(
 ) -> dict[str, Any]:
     """Append a reviewer's outcome for the decision; the reviewer is the caller's key.
     ``public_note`` is what the person is told with the outcome (sealed, like ``note``)."""
-    stored = await asyncio.to_thread(find_explanation, ctx, record_id=record_id)
+    found = await asyncio.to_thread(
+        resolve_explanation, ctx, principal, "record", record_id=record_id
+    )
+    stored = found.stored
     fields = {"outcome": outcome, "reviewer": principal.key_id}
     sealed: dict[str, Any] = {"note": note}
     if public_note:

@@ -33,6 +33,7 @@ from app.integrity import service as audit
 from app.records.service import find_explanation, read_explanation
 from app.reports import service as reports
 from app.reports.fonts import japanese_ttf
+from app.reports.wording import phrases
 from app.reviews import service as reviews
 from app.runtime.context import Context
 
@@ -301,7 +302,7 @@ async def decision(request: Request, ctx: ContextDep, decision_id: DecisionId) -
     return _page(
         "decision.html.j2", lang=session.lang, principal=principal, session=session,
         request=request, view=view, report=fragment,
-        card=model.manifest.card if model is not None else None,
+        card=phrases(model.manifest, model.folder, session.lang).card() if model else None,
         can_review=principal.can(Permission.REVIEW),
         can_request=principal.can(Permission.REQUEST_REVIEW),
         can_issue=principal.can(Permission.ISSUE_REPORT),
