@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from app.access.principals import Permission, Principal
-from app.catalog.manifest import NAME_PATTERN
+from app.catalog.manifest import NAME_MAX, NAME_PATTERN
 from app.fairness import service as audits
 from app.fairness.charts import impact_png
 from app.fairness.schemas import ActualOutcome, ActualOutcomeRequest, FairnessReport, ImpactReport
@@ -24,8 +24,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 OutcomeDep = Annotated[Principal, Depends(require(Permission.REPORT_OUTCOME))]
 FairnessDep = Annotated[Principal, Depends(require(Permission.FAIRNESS))]
 ImpactDep = Annotated[Principal, Depends(require(Permission.IMPACT))]
-Name = Annotated[str, Query(pattern=NAME_PATTERN)]
-Version = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+Name = Annotated[str, Query(pattern=NAME_PATTERN, max_length=NAME_MAX)]
+Version = Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX)]
 BucketQuery = Annotated[Literal["day", "week"], Query()]
 IMPACT_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,

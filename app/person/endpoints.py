@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 
 from app.access.principals import Permission, Principal
 from app.http.deps import ContextDep, require
+from app.http.openapi import WHOLE, refused
 from app.http.responses import FastJSON
 from app.http.schemas import ID_PATTERN, Problem
 from app.person import service
@@ -24,7 +25,10 @@ LinkDep = Annotated[Principal, Depends(require(Permission.LINK))]
     "/decisions/{decision_id}/links",
     status_code=201,
     response_model=IssuedLink,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        **refused(("expires_in_days", WHOLE)),
+    },
 )
 async def issue_link(
     decision_id: Annotated[str, Path(pattern=ID_PATTERN)],

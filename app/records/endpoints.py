@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from app.access.principals import Permission, Principal
-from app.catalog.manifest import NAME_PATTERN
+from app.catalog.manifest import NAME_MAX, NAME_PATTERN
 from app.explanations.endpoints import RECORD_ID
 from app.http.deps import ContextDep, require
 from app.http.openapi import CURSOR, RANGE, TIMES, refused
@@ -31,8 +31,8 @@ MEDIA = {
 
 
 async def filters(
-    model: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-    version: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    model: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX)] = None,
+    version: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX)] = None,
     subject_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     outcome: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     since: TimeQuery = None,

@@ -336,7 +336,7 @@ def test_auditor_reports_and_the_model_card(server: Server, browser: Any) -> Non
     page.click("main a:text('Model card')")
     page.wait_for_url("**/ui/models/credit-risk*")
     main = page.inner_text("main")
-    assert "Not for real lending decisions" in main  # the manifest's card
+    assert "Do not use it for real loans" in main  # the card, from the wording file
     assert "the model made 47 decisions" in main  # one week: "In the week of ..."
     assert page.locator(".fairness-plain h3").all_inner_texts() == [
         "Sex and marital status",
