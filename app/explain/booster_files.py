@@ -80,7 +80,13 @@ def native_format(obj: Any) -> str | None:
     steps = getattr(obj, "steps", None)
     if isinstance(steps, list) and steps:
         return native_format(steps[-1][1])
-    module = type(obj).__module__.split(".")[0]
+    return format_of_type_name(type(obj).__module__)
+
+
+def format_of_type_name(name: str) -> str | None:
+    """``"xgboost"`` or ``"lightgbm"`` for a fully qualified type name from one of them
+    (as skops lists a file's types before loading it: ``xgboost.sklearn.XGBClassifier``)."""
+    module = name.split(".")[0]
     return module if module in FORMATS else None
 
 

@@ -46,6 +46,7 @@ from app.explain.booster_files import (
     XGBOOST_CLASSIFIERS,
     XGBOOST_LABELS,
     ParsedBooster,
+    format_of_type_name,
     library_reason,
     lightgbm_model,
     load_booster,
@@ -62,6 +63,7 @@ from app.explain.types import ExplainerUnavailable, FrameworkModelError
 __all__ = [
     "FORMATS",
     "BoosterEstimator",
+    "format_of_type_name",
     "load_booster",
     "native_format",
     "read_booster",
@@ -396,6 +398,17 @@ class BoosterEstimator:
         if self.own_output:
             return self._own_margins(data)
         return self._library_values(data).reshape(len(data))
+
+    def versions(self) -> dict[str, str]:
+        """The version of the library whose booster this is, for the record."""
+        import importlib.metadata
+
+        package = "xgboost-cpu" if self.format == "xgboost" else "lightgbm"
+        try:
+            return {self.format: importlib.metadata.version(package)}
+        except importlib.metadata.PackageNotFoundError:
+            module = __import__(self.format)
+            return {self.format: str(module.__version__)}
 
     def library_margins(self, rows: Any) -> np.ndarray:
         """The library's own margins (raw scores): (n,), or (n, classes) for multiclass."""

@@ -36,7 +36,13 @@ from sklearn.preprocessing import OneHotEncoder
 
 from app.explain import ExplainerSet, FrameworkModelError, TabularModel, explain_rows
 from app.explain.engine import Thresholds
-from app.explain.frameworks import BoosterEstimator, load_booster, native_format, read_booster
+from app.explain.frameworks import (
+    BoosterEstimator,
+    format_of_type_name,
+    load_booster,
+    native_format,
+    read_booster,
+)
 from app.explain.model import FeatureSpec
 from app.explain.tree import TreeShap
 from app.explain.types import Explanation, Target
@@ -842,6 +848,11 @@ def test_framework_models_are_told_by_their_native_format(
     assert native_format(lgb_case.wrapper) == "lightgbm"
     assert native_format(Pipeline([("model", lgb_case.wrapper)])) == "lightgbm"
     assert native_format(RandomForestClassifier()) is None
+    assert format_of_type_name("xgboost.sklearn.XGBClassifier") == "xgboost"
+    assert format_of_type_name("lightgbm.sklearn.LGBMClassifier") == "lightgbm"
+    assert format_of_type_name("sklearn.ensemble._forest.RandomForestClassifier") is None
+    assert xgb_case.estimator.versions() == {"xgboost": xgb.__version__}
+    assert lgb_case.estimator.versions() == {"lightgbm": lgb.__version__}
 
 
 # -- other boosters people save -----------------------------------------------------------
