@@ -1,6 +1,6 @@
 # Recipe that produced credit-boost version 1: models/credit-boost/recipe.py,
 # copied verbatim below the line. Command: python models/train.py credit-boost
-# Driver models/train.py sha256 3efd25c7b2e43dc1f4ebbb51e957a34b47849ef38e1bfb5778d752925f8ebba2
+# Driver models/train.py sha256 bd75d112a3063b71eef9b80774c9eb332f4de9389ac52ce79ad62b44da3e5d0f
 # Helpers models/_common.py sha256 b870ceb6687baa80289f3c5df603f0a3e9c1a7ebd5ba084e3b782bc6eeca39fe
 # Data: german_credit.csv sha256 2c0bae00275c028fc853a1ea72cc7a68002c3f6876c41300c5c948711540c8c6
 # --------------------------------------------------------------------------------------
