@@ -110,7 +110,8 @@ def read_booster(data: bytes, format: str, name: str = "the estimator file") -> 
         booster = xgboost.Booster()
         try:
             booster.load_model(bytearray(data))
-        except xgboost.core.XGBoostError as exc:
+        except (xgboost.core.XGBoostError, ValueError) as exc:
+            # (an error message quoting the file's bytes may not even decode: ValueError)
             raise FrameworkModelError(
                 f"{name} is not a model XGBoost can load: {library_reason(exc)}"
             ) from exc
@@ -122,7 +123,7 @@ def read_booster(data: bytes, format: str, name: str = "the estimator file") -> 
 
         try:
             return lightgbm.Booster(model_str=text)
-        except lightgbm.basic.LightGBMError as exc:
+        except (lightgbm.basic.LightGBMError, ValueError) as exc:
             raise FrameworkModelError(
                 f"{name} is not a model LightGBM can load: {library_reason(exc)}"
             ) from exc
@@ -131,6 +132,8 @@ def read_booster(data: bytes, format: str, name: str = "the estimator file") -> 
 
 def library_reason(exc: Exception) -> str:
     """A library's error message in words: its first line without time stamps and paths."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "its error message is not text"
     line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
     line = re.sub(r"^\[[0-9:]+\]\s*", "", line)
     line = re.sub(r"^\S+\.(cc|cpp|h|cu):\d+:\s*", "", line)
@@ -444,7 +447,7 @@ def _read_xgboost(document: dict[str, Any]) -> ParsedBooster:
         raise _Malformed("a tree belongs to no output")
     trees = []
     for t, raw in enumerate(raw_trees):
-        tree, vector = _xgboost_tree(raw, int(info[t]), num_feature, f"tree {t}")
+        tree, vector = _xgboost_tree(raw, int(info[t]), num_feature, num_target, f"tree {t}")
         if vector:
             problem = "trees with vector leaves (multi_strategy)"
         if weights is not None:
@@ -474,16 +477,26 @@ def _xgboost_link(objective: str) -> str:
     return "identity" if objective in XGBOOST_IDENTITY else "other"
 
 
-def _xgboost_tree(raw: Any, output: int, features: int, key: str) -> tuple[ParsedTree, bool]:
+def _xgboost_tree(
+    raw: Any, output: int, features: int, targets: int, key: str
+) -> tuple[ParsedTree, bool]:
     """One XGBoost tree as float32-exact arrays; whether its leaves are vectors."""
     param = _get(raw, "tree_param", dict)
     try:
         count = int(_get(param, "num_nodes", (str, int)))
-        vector = int(param.get("size_leaf_vector", "1")) > 1
+        width = int(param.get("size_leaf_vector", "1"))
     except ValueError as exc:
         raise _Malformed(f"{key}: its parameters are not numbers") from exc
     if count <= 0:
         raise _Malformed(f"{key}: no nodes")
+    # XGBoost reads a leaf vector of this width per node without checking it (a wrong
+    # width ends the process): it must be the model's target count, the weights that long
+    vector = width > 1
+    if width not in (0, 1) and width != targets:
+        raise _Malformed(f"{key}: leaf vectors of {width} values for {targets} targets")
+    weights = np.asarray(raw.get("base_weights", []))
+    if weights.shape != (count * max(1, width),):
+        raise _Malformed(f"{key}: base_weights does not weigh every node")
     left = _ints(_get(raw, "left_children", (list, np.ndarray)), count, f"{key} left_children")
     right = _ints(_get(raw, "right_children", (list, np.ndarray)), count, f"{key} right_children")
     split = _ints(_get(raw, "split_indices", (list, np.ndarray)), count, f"{key} split_indices")
@@ -491,6 +504,7 @@ def _xgboost_tree(raw: Any, output: int, features: int, key: str) -> tuple[Parse
     default = _ints(_get(raw, "default_left", (list, np.ndarray)), count, f"{key} default_left")
     types = _ints(raw.get("split_type", np.zeros(count, dtype=np.int64)), count, key)
     reached = _check_structure(left, right, key)
+    _check_parents(raw.get("parents"), left, right, count, key)
     leaf = (left < 0) | ~reached
     if ((split < 0) | (split >= features))[~leaf].any():
         raise _Malformed(f"{key}: a split reads a feature the model does not have")
@@ -528,6 +542,27 @@ def _xgboost_tree(raw: Any, output: int, features: int, key: str) -> tuple[Parse
         output=output,
     )
     return tree, vector
+
+
+XGBOOST_NO_PARENT = 0x7FFFFFFF
+"""The parent XGBoost saves for a root."""
+
+
+def _check_parents(values: Any, left: np.ndarray, right: np.ndarray, count: int, key: str) -> None:
+    """Each node's saved parent is the node whose child it is, the root has none, and a
+    node pruned away (no longer anyone's child) names a node of the tree or none: XGBoost
+    follows the parents without checking them."""
+    parents = _ints(values if values is not None else [], count, f"{key} parents")
+    expected = np.full(count, -1, dtype=np.int64)
+    for node in range(count):
+        for child in (left[node], right[node]):
+            if child >= 0:
+                expected[child] = node
+    expected[0] = XGBOOST_NO_PARENT
+    pruned = expected < 0
+    named = (parents == XGBOOST_NO_PARENT) | ((parents >= 0) & (parents < count))
+    if not (np.array_equal(parents[~pruned], expected[~pruned]) and named[pruned].all()):
+        raise _Malformed(f"{key}: its parents do not match its children")
 
 
 def _xgboost_categories(cats: Any, features: int) -> dict[int, list[str]]:
@@ -587,70 +622,104 @@ def lightgbm_model(text: str, name: str) -> ParsedBooster:
         raise FrameworkModelError(f"{name} is not a valid LightGBM model: {exc}") from exc
 
 
-def _key_values(lines: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for line in lines:
-        key, sep, value = line.strip().partition("=")
-        if sep:
-            out[key] = value
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(
+    r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)",
+    re.IGNORECASE,
+)
+TREE_LINES = 22
+"""LightGBM reads at most this many ``key=value`` lines of a tree."""
+TREE_INTEGERS = {
+    "split_feature": "internal",
+    "decision_type": "internal",
+    "left_child": "internal",
+    "right_child": "internal",
+    "internal_count": "internal",
+    "leaf_count": "leaves",
+}
+TREE_NUMBERS = {
+    "threshold": "internal",
+    "split_gain": "internal",
+    "internal_value": "internal",
+    "internal_weight": "internal",
+    "leaf_value": "leaves",
+    "leaf_weight": "leaves",
+}
+"""A LightGBM tree's arrays and their lengths (internal nodes or leaves): LightGBM parses
+each one it finds with a fixed count and ends the process where one does not parse."""
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a text model as LightGBM splits them (at ``\n``, a ``\r`` before it
+    dropped); a lone ``\r`` is refused."""
+    lines = text.split("\n")
+    out = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if any("\r" in line for line in out):
+        raise _Malformed("a line break is neither \\n nor \\r\\n")
     return out
 
 
-def _lightgbm_ints(values: dict[str, str], key: str, count: int) -> np.ndarray:
-    try:
-        array = np.asarray([int(v) for v in values.get(key, "").split()], dtype=np.int64)
-    except ValueError as exc:
-        raise _Malformed(f"{key} is not a list of integers") from exc
-    if len(array) != count:
-        raise _Malformed(f"{key} does not hold {count} values")
-    return array
+def _integer(text: str, key: str) -> int:
+    if not _INTEGER.fullmatch(text.strip()):
+        raise _Malformed(f"{key} is not an integer")
+    return int(text)
 
 
-def _lightgbm_floats(values: dict[str, str], key: str, count: int) -> np.ndarray:
-    try:
-        array = np.asarray([float(v) for v in values.get(key, "").split()], dtype=np.float64)
-    except ValueError as exc:
-        raise _Malformed(f"{key} is not a list of numbers") from exc
-    if len(array) != count:
-        raise _Malformed(f"{key} does not hold {count} values")
-    return array
+def _integers(text: str, count: int, key: str) -> np.ndarray:
+    parts = text.split()
+    if len(parts) != count or not all(_INTEGER.fullmatch(v) for v in parts):
+        raise _Malformed(f"{key} does not hold {count} integers")
+    return np.asarray([int(v) for v in parts], dtype=np.int64)
+
+
+def _numbers(text: str, count: int, key: str) -> np.ndarray:
+    parts = text.split()
+    if len(parts) != count or not all(_NUMBER.fullmatch(v) for v in parts):
+        raise _Malformed(f"{key} does not hold {count} numbers")
+    return np.asarray([float(v) for v in parts], dtype=np.float64)
 
 
 def _read_lightgbm(text: str) -> ParsedBooster:
-    lines = text.splitlines()
-    try:
-        end = lines.index("end of trees")
-    except ValueError as exc:
-        raise _Malformed("no end of trees") from exc
-    starts = [i for i in range(end) if lines[i].startswith("Tree=")]
-    if not starts:
+    lines = _lines(text)
+    if "end of trees" not in lines:
+        raise _Malformed("no end of trees")
+    end = lines.index("end of trees")
+    first = next((i for i in range(end) if lines[i].startswith("Tree=")), None)
+    if first is None:
         raise _Malformed("no trees")
-    header = _key_values(lines[: starts[0]])
+    header: dict[str, str] = {}
+    for line in lines[1:first]:
+        key, sep, value = line.partition("=")
+        if sep and "=" in value and key not in ("feature_names", "monotone_constraints"):
+            raise _Malformed(f"a header line holds two '=': {line[:40]!r}")
+        if line:
+            header[key] = value
     try:
-        num_class = int(header["num_class"])
-        per_iteration = int(header["num_tree_per_iteration"])
-        max_feature = int(header["max_feature_idx"])
-    except (KeyError, ValueError) as exc:
-        raise _Malformed("the header does not give the classes and features") from exc
-    if num_class < 1 or per_iteration < 1 or max_feature < 0:
-        raise _Malformed("the header's counts are out of range")
+        num_class = _integer(header["num_class"], "num_class")
+        per_iteration = _integer(header.get("num_tree_per_iteration", str(num_class)), "trees")
+        max_feature = _integer(header["max_feature_idx"], "max_feature_idx")
+        _integer(header["label_index"], "label_index")
+        infos = header["feature_infos"].split(" ")
+    except KeyError as exc:
+        raise _Malformed(f"the header has no {exc.args[0]}") from exc
+    if num_class < 1 or max_feature < 0 or per_iteration != num_class:
+        raise _Malformed("the header's class, tree and feature counts do not agree")
     features = max_feature + 1
+    names = header.get("feature_names", "").split(" ")
+    if len(names) != features or len(infos) != features:
+        raise _Malformed("feature_names or feature_infos does not cover every feature")
     objective_tokens = header.get("objective", "regression").split()
     objective = objective_tokens[0] if objective_tokens else "regression"
-    names = header.get("feature_names", "").split()
-    if len(names) != features:
-        raise _Malformed("feature_names does not name every feature")
     problem: str | None = None
-    if any(line.strip() == "average_output" for line in lines[: starts[0]]):
+    if "average_output" in header:
         problem = "random forest mode (average_output) divides the sum of its trees"
     sigmoid = 1.0
     for token in objective_tokens[1:]:
         key, _, value = token.partition(":")
         if key == "sigmoid":
-            try:
-                sigmoid = float(value)
-            except ValueError as exc:
-                raise _Malformed("the sigmoid parameter is not a number") from exc
+            if not _NUMBER.fullmatch(value):
+                raise _Malformed("the sigmoid parameter is not a number")
+            sigmoid = float(value)
     if objective in LIGHTGBM_CLASSIFIERS:
         link = LIGHTGBM_CLASSIFIERS[objective]
         if sigmoid != 1.0:
@@ -659,11 +728,11 @@ def _read_lightgbm(text: str) -> ParsedBooster:
         link = "identity"
     else:
         link = "other"
+    blocks = _tree_blocks(lines, first, end)
+    _check_tree_sizes(header.get("tree_sizes"), lines, first, [b for b, _ in blocks])
     trees = []
     categorical: set[int] = set()
-    bounds = [*starts, end]
-    for t in range(len(starts)):
-        values = _key_values(lines[bounds[t] + 1 : bounds[t + 1]])
+    for t, (_, values) in enumerate(blocks):
         tree, cats, linear = _lightgbm_tree(values, t % per_iteration, features, f"tree {t}")
         if linear:
             problem = problem or "linear trees (linear_tree) have models in their leaves"
@@ -672,32 +741,115 @@ def _read_lightgbm(text: str) -> ParsedBooster:
     if len(trees) % per_iteration:
         raise _Malformed("the trees do not fill their last iteration")
     tail = lines[end + 1 :]
-    categories: dict[int, list[str]] = {}
-    pandas_categorical: list[list[str]] | None = None
-    for line in tail:
-        if line.startswith("pandas_categorical:"):
-            try:
-                stored = json.loads(line.partition(":")[2])
-            except ValueError as exc:
-                raise _Malformed("pandas_categorical is not JSON") from exc
-            if stored is not None:
-                if not isinstance(stored, list) or not all(isinstance(c, list) for c in stored):
-                    raise _Malformed("pandas_categorical is not a list of category lists")
-                pandas_categorical = [[_category_text(v) for v in c] for c in stored]
-    parsed = ParsedBooster(
+    _check_tail(tail)
+    pandas_categorical = _pandas_categorical(text)
+    return ParsedBooster(
         objective,
         link,
         num_class if num_class > 1 else 1,
         features,
         names,
         sorted(categorical | _lightgbm_declared(tail)),
-        categories,
+        {},
         trees,
         tree_problem=problem,
         pandas_categorical=pandas_categorical,
         sigmoid=sigmoid,
     )
-    return parsed
+
+
+PANDAS_KEY = "pandas_categorical:"
+_PARAMETER = re.compile(r"\[[A-Za-z0-9_]+: .*\]")
+
+
+def _check_tail(tail: list[str]) -> None:
+    """What follows the trees, as LightGBM writes it: feature importances, a closed
+    ``parameters:`` section of ``[key: value]`` lines, an optional ``parser:`` section, the
+    pandas categories (LightGBM's own reader crashes on a cut parameters section)."""
+    section = None
+    closed = {"parameters": False, "parser": False}
+    for line in tail:
+        if section == "parameters":
+            if line == "end of parameters":
+                section, closed["parameters"] = None, True
+            elif line and not _PARAMETER.fullmatch(line):
+                raise _Malformed(f"a parameter line is not [key: value]: {line[:40]!r}")
+        elif section == "parser":
+            if line == "end of parser":
+                section, closed["parser"] = None, True
+        elif line == "parameters:" and not closed["parameters"]:
+            section = "parameters"
+        elif line == "parser:" and not closed["parser"]:
+            section = "parser"
+        elif line and line != "feature_importances:" and not line.startswith(PANDAS_KEY):
+            name, sep, value = line.rpartition("=")
+            if not sep or not name or not _INTEGER.fullmatch(value):
+                raise _Malformed(f"unexpected line after the trees: {line[:40]!r}")
+    if section is not None:
+        raise _Malformed(f"the {section} section is not closed")
+
+
+def _pandas_categorical(text: str) -> list[list[str]] | None:
+    """The categories LightGBM's Python package stored, read as it reads them (its last
+    line, when that starts with ``pandas_categorical:``)."""
+    index = text.rfind("\n", 0, len(text) - len(PANDAS_KEY))
+    last = text[index:].strip()
+    if not last.startswith(PANDAS_KEY):
+        return None
+    try:
+        stored = json.loads(last[len(PANDAS_KEY) :])
+    except ValueError as exc:
+        raise _Malformed("pandas_categorical is not JSON") from exc
+    if stored is None:
+        return None
+    if not isinstance(stored, list) or not all(isinstance(c, list) for c in stored):
+        raise _Malformed("pandas_categorical is not a list of category lists")
+    return [[_category_text(v) for v in c] for c in stored]
+
+
+def _tree_blocks(lines: list[str], first: int, end: int) -> list[tuple[int, dict[str, str]]]:
+    """Each tree's ``Tree=`` line and its ``key=value`` lines (up to the blank line that
+    ends it); between trees only blank lines, as LightGBM reads them."""
+    blocks: list[tuple[int, dict[str, str]]] = []
+    i = first
+    while i < end:
+        if not lines[i]:
+            i += 1
+            continue
+        if not lines[i].startswith("Tree=") or not _INTEGER.fullmatch(lines[i][5:]):
+            raise _Malformed(f"a tree was expected, not {lines[i][:40]!r}")
+        start = i
+        values: dict[str, str] = {}
+        i += 1
+        while i < end and lines[i]:
+            key, sep, value = lines[i].partition("=")
+            if not sep:
+                raise _Malformed(f"tree {len(blocks)}: a line without '='")
+            values[key] = value
+            i += 1
+        if i - start - 1 > TREE_LINES:
+            raise _Malformed(f"tree {len(blocks)}: more than {TREE_LINES} lines")
+        blocks.append((start, values))
+    return blocks
+
+
+def _check_tree_sizes(sizes: str | None, lines: list[str], first: int, starts: list[int]) -> None:
+    """``tree_sizes`` (LightGBM finds each tree by these byte counts, from the first
+    ``Tree=`` line) must land on every tree's ``Tree=`` line."""
+    if sizes is None:
+        return
+    counts = _integers(sizes, len(starts), "tree_sizes")
+    if (counts < 0).any():
+        raise _Malformed("tree_sizes is negative")
+    offsets = {}
+    position = 0
+    for i in range(first, len(lines)):
+        offsets[i] = position
+        position += len(lines[i].encode("utf-8")) + 1
+    boundaries = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    expected = [offsets[s] - offsets[first] for s in starts]
+    if boundaries.tolist() != expected:
+        raise _Malformed("tree_sizes does not locate the trees")
 
 
 def _lightgbm_declared(tail: Sequence[str]) -> set[int]:
@@ -716,17 +868,31 @@ def _lightgbm_tree(
     values: dict[str, str], output: int, features: int, key: str
 ) -> tuple[ParsedTree, set[int], bool]:
     """One LightGBM tree (internal nodes first, then its leaves); its categorical columns;
-    whether its leaves hold linear models."""
-    try:
-        leaves = int(values["num_leaves"])
-        num_cat = int(values.get("num_cat", "0"))
-        linear = int(values.get("is_linear", "0")) != 0
-    except (KeyError, ValueError) as exc:
-        raise _Malformed(f"{key}: no num_leaves") from exc
+    whether its leaves hold linear models. Every array LightGBM would parse is checked."""
+    if "num_leaves" not in values or "num_cat" not in values or "leaf_value" not in values:
+        raise _Malformed(f"{key}: no num_leaves, num_cat or leaf_value")
+    leaves = _integer(values["num_leaves"], f"{key} num_leaves")
+    num_cat = _integer(values["num_cat"], f"{key} num_cat")
+    linear = _integer(values.get("is_linear", "0"), f"{key} is_linear") != 0
+    if "shrinkage" in values and not _NUMBER.fullmatch(values["shrinkage"].strip()):
+        raise _Malformed(f"{key}: shrinkage is not a number")
     if leaves < 1 or num_cat < 0:
         raise _Malformed(f"{key}: counts out of range")
-    leaf_value = _lightgbm_floats(values, "leaf_value", leaves)
     internal = leaves - 1
+    counts = {"internal": internal, "leaves": leaves}
+    arrays: dict[str, np.ndarray] = {}
+    # LightGBM reads leaf_value and leaf_count of every tree, the rest only of a tree
+    # with splits (or linear leaves): a one-leaf tree leaves them empty
+    full = internal > 0 or linear
+    for name, size in TREE_INTEGERS.items():
+        if name in values and (full or name == "leaf_count"):
+            arrays[name] = _integers(values[name], counts[size], f"{key} {name}")
+    for name, size in TREE_NUMBERS.items():
+        if name in values and (full or name == "leaf_value"):
+            arrays[name] = _numbers(values[name], counts[size], f"{key} {name}")
+    if linear:
+        _check_linear(values, leaves, features, key)
+    leaf_value = arrays["leaf_value"]
     if internal == 0:
         tree = ParsedTree(
             feature=np.array([-1], dtype=np.int64),
@@ -740,10 +906,13 @@ def _lightgbm_tree(
             output=output,
         )
         return tree, set(), linear
-    split = _lightgbm_ints(values, "split_feature", internal)
-    threshold = _lightgbm_floats(values, "threshold", internal)
-    decision = _lightgbm_ints(values, "decision_type", internal)
-    children = [_lightgbm_ints(values, k, internal) for k in ("left_child", "right_child")]
+    for name in ("split_feature", "threshold", "left_child", "right_child"):
+        if name not in arrays:
+            raise _Malformed(f"{key}: no {name}")
+    split = arrays["split_feature"]
+    threshold = arrays["threshold"]
+    decision = arrays.get("decision_type", np.zeros(internal, dtype=np.int64))
+    children = [arrays["left_child"], arrays["right_child"]]
     if ((split < 0) | (split >= features)).any() or ((decision < 0) | (decision > 15)).any():
         raise _Malformed(f"{key}: a split is out of range")
     if any(((c >= internal) | (c < -leaves)).any() for c in children):
@@ -758,10 +927,12 @@ def _lightgbm_tree(
     boundaries = np.zeros(1, dtype=np.int64)
     words = np.zeros(0, dtype=np.int64)
     if num_cat:
-        boundaries = _lightgbm_ints(values, "cat_boundaries", num_cat + 1)
+        if "cat_boundaries" not in values or "cat_threshold" not in values:
+            raise _Malformed(f"{key}: no cat_boundaries or cat_threshold")
+        boundaries = _integers(values["cat_boundaries"], num_cat + 1, f"{key} cat_boundaries")
         if boundaries[0] != 0 or (np.diff(boundaries) < 0).any():
             raise _Malformed(f"{key}: cat_boundaries out of order")
-        words = _lightgbm_ints(values, "cat_threshold", int(boundaries[-1]))
+        words = _integers(values["cat_threshold"], int(boundaries[-1]), f"{key} cat_threshold")
         if ((words < 0) | (words >= 1 << 32)).any():
             raise _Malformed(f"{key}: cat_threshold out of range")
     is_cat = (decision & 1) > 0
@@ -799,3 +970,21 @@ def _lightgbm_tree(
         output=output,
     )
     return tree, {int(c) for c in split[is_cat]}, linear
+
+
+def _check_linear(values: dict[str, str], leaves: int, features: int, key: str) -> None:
+    """A linear tree's leaf models, as LightGBM parses them (counts from num_features)."""
+    if "leaf_const" in values:
+        _numbers(values["leaf_const"], leaves, f"{key} leaf_const")
+    if "num_features" not in values:
+        return
+    counts = _integers(values["num_features"], leaves, f"{key} num_features")
+    if (counts < 0).any():
+        raise _Malformed(f"{key}: num_features is negative")
+    total = int(counts.sum())
+    if "leaf_features" in values:
+        used = _integers(values["leaf_features"], total, f"{key} leaf_features")
+        if ((used < 0) | (used >= features)).any():
+            raise _Malformed(f"{key}: a leaf model reads a feature the model does not have")
+    if "leaf_coeff" in values:
+        _numbers(values["leaf_coeff"], total, f"{key} leaf_coeff")

@@ -16,6 +16,9 @@ removed for the "missing" variant, and Adult with its own missing values ('?').
 from __future__ import annotations
 
 import pickle
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -620,6 +623,38 @@ BROKEN: dict[str, Callable[[dict[str, bytes]], tuple[str, bytes]]] = {
         f["text"].replace(b"left_child=", b"left_child=900 ", 1),
     ),
     "lightgbm not utf-8": lambda f: ("lightgbm", b"tree\n\xff\xfe"),
+    "xgboost leaf vectors of the wrong width": lambda f: (
+        "xgboost",
+        f["json"].replace(b'"size_leaf_vector":"1"', b'"size_leaf_vector":"4"', 1),
+    ),
+    "xgboost parents that are not the parents": lambda f: (
+        "xgboost",
+        f["json"].replace(b'"parents":[2147483647,0,', b'"parents":[2147483647,5,', 1),
+    ),
+    "lightgbm trees and classes that disagree": lambda f: (
+        "lightgbm",
+        f["text"].replace(b"num_tree_per_iteration=1", b"num_tree_per_iteration=3", 1),
+    ),
+    "lightgbm tree sizes that miss the trees": lambda f: (
+        "lightgbm",
+        re.sub(rb"tree_sizes=(\d+)", rb"tree_sizes=7", f["text"], count=1),
+    ),
+    "lightgbm shrinkage that is not a number": lambda f: (
+        "lightgbm",
+        re.sub(rb"tree_sizes=.*\n", b"", f["text"], count=1).replace(
+            b"shrinkage=1\n", b"shrinkage=abc\n", 1
+        ),
+    ),
+    "lightgbm tree line without a value": lambda f: (
+        "lightgbm",
+        re.sub(rb"tree_sizes=.*\n", b"", f["text"], count=1).replace(
+            b"is_linear=0\n", b"is_linear\n", 1
+        ),
+    ),
+    "lightgbm parameters cut short": lambda f: (
+        "lightgbm",
+        f["text"][: f["text"].index(b"end of parameters") - 20],
+    ),
     "a pickle named as xgboost": lambda f: ("xgboost", pickle.dumps({"model": [1, 2, 3]})),
     "a pickle named as lightgbm": lambda f: ("lightgbm", pickle.dumps({"model": [1, 2, 3]})),
 }
@@ -1000,3 +1035,89 @@ def test_categories_as_codes_from_a_plain_matrix_follow_the_manifests_order(
         reference = enumerated(lambda r: estimator.library_margins(r), row, model.background)
         bar = EXACT if fmt == "lightgbm" else XGBOOST_FLOAT32 * 10
         assert np.max(np.abs(e.contributions - reference)) <= bar
+
+
+FUZZ_CHILD = """
+import sys
+import numpy as np
+from app.explain import FrameworkModelError, read_booster
+fmt = sys.argv[1]
+for path in sys.argv[2:]:
+    try:
+        booster = read_booster(open(path, "rb").read(), fmt, "model")
+    except FrameworkModelError:
+        print("refused", flush=True)
+        continue
+    try:
+        if fmt == "lightgbm":
+            booster.predict(np.ones((2, booster.num_feature())))
+        else:
+            booster.inplace_predict(np.ones((2, booster.num_features())), validate_features=False)
+    except Exception:
+        pass
+    print("loaded", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind"), [("xgboost", "ubj"), ("xgboost", "json"), ("lightgbm", "text")]
+)
+def test_damaged_model_files_are_refused_or_loaded_never_a_crash(
+    built: Callable[[str, str, str], Built], tmp_path: Path, fmt: str, kind: str
+) -> None:
+    """Seeded damage (bytes changed, cut, dropped, repeated) to real model files, read in
+    a child process: every file is refused with a reason or loads; the process lives."""
+    data = _files(built)[kind]
+    rng = np.random.default_rng(5)
+    paths = []
+    for k in range(60):
+        damaged = bytearray(data)
+        i = int(rng.integers(len(damaged)))
+        op = k % 4
+        if op == 0:
+            damaged[i] = int(rng.integers(256))
+        elif op == 1:
+            damaged = damaged[:i]
+        elif op == 2:
+            del damaged[i : i + int(rng.integers(1, 40))]
+        else:
+            damaged[i:i] = damaged[i : i + int(rng.integers(1, 60))]
+        path = tmp_path / f"{k}.bin"
+        path.write_bytes(bytes(damaged))
+        paths.append(str(path))
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", FUZZ_CHILD, fmt, *paths],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=240,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    outcomes = child.stdout.split()
+    assert len(outcomes) == len(paths)
+    assert "refused" in outcomes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_model_of_single_leaf_trees_is_a_constant_with_zero_contributions(
+    tmp_path: Path, fmt: str
+) -> None:
+    frame, _, age = _credit_numeric()
+    if fmt == "lightgbm":
+        wrapper: Any = lgb.LGBMRegressor(n_estimators=3, min_child_samples=5000, verbose=-1)
+    else:
+        wrapper = xgb.XGBRegressor(n_estimators=3, max_depth=3, min_child_weight=1e6)
+    wrapper.fit(frame, age)
+    path = _save(fmt, wrapper, tmp_path, "txt" if fmt == "lightgbm" else "ubj")
+    estimator = BoosterEstimator(load_booster(path, fmt), "regression", None)
+    features = [FeatureSpec(c, False) for c in frame.columns]
+    model = TabularModel.from_parts(None, estimator, features, frame.iloc[:20], "regression", None)
+    assert estimator.tree_problem is None
+    encoded = model.encode(records(frame.iloc[900:902]))
+    for e in explain_rows(
+        ExplainerSet(model, Thresholds()), encoded, model.target(None, None, 0), "shap.tree"
+    ):
+        assert e.exactness == "exact" and np.all(e.contributions == 0.0)
+        assert abs(e.additivity_residual) <= EXACT
