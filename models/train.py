@@ -2,19 +2,27 @@
 
     python models/train.py [--dry-run] [name ...]      (default: every models/*/recipe.py)
 
-Each model's data, features, pipeline and card live in models/<name>/recipe.py; this
-driver fits the pipeline on the training split, scores the holdout, and writes the NEXT
+Each model's data, features, model and card live in models/<name>/recipe.py; this
+driver fits the model on the training split, scores the holdout, and writes the NEXT
 free version folder models/<name>/<N>/ (one past the highest existing N) with:
 
-    model.skops     the fitted sklearn Pipeline (skops.io.dump, deflate-compressed)
-    model.yaml      the manifest (docs/models.md#the-manifest), sha256 of model.skops included
+    model.skops     the fitted sklearn Pipeline (skops.io.dump, deflate-compressed), or
+    model.txt       for a recipe with FORMAT = "lightgbm": the booster in LightGBM's own
+                    text model file, read with no preprocessor (native categoricals,
+                    docs/models.md#framework-models)
+    model.yaml      the manifest (docs/models.md#the-manifest), the artifact's sha256 included
     background.csv  100 training rows (random_state=0), raw features, manifest order
     train.py        the recipe that produced it, copied verbatim under a short header
 
+A skops recipe defines build_pipeline(categories); a framework recipe defines FORMAT and
+build_estimator(), a LightGBM scikit-learn estimator fitted on the raw features with each
+categorical one a pandas categorical in the manifest's category order.
+
 An existing version folder is never touched: the new one is assembled in a temporary
 folder beside it and renamed into place only after the artifact reloads from disk with
-identical predictions. --dry-run does all of that and then throws the result away.
-Everything is resolved relative to this file, so a copy of models/ trains into itself.
+identical predictions (a framework model: read back as the service reads it). --dry-run
+does all of that and then throws the result away. Everything is resolved relative to this
+file, so a copy of models/ trains into itself.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,6 +52,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the service, to read models back
 from _common import (
     DATA_DIR,
     MODELS_DIR,
@@ -149,6 +160,129 @@ def encoder_categories(pipe: Pipeline) -> dict[str, list[str]]:
     return found
 
 
+@dataclass
+class Fitted:
+    """A fitted model as the driver writes it: its classes and holdout probabilities, how
+    it is saved (``write``: into the work folder, checked on reload; returns the manifest's
+    ``artifact`` and ``sha256`` values and what was trusted or read), its libraries."""
+
+    classes: list[str]
+    width: int
+    predict_proba: Callable[[pd.DataFrame], np.ndarray]
+    write: Callable[[Path, pd.DataFrame, pd.DataFrame], tuple[Any, Any, Any]]
+    libraries: dict[str, str]
+    saved_as: str
+
+
+def _fit_pipeline(
+    recipe: ModuleType,
+    categories: dict[str, list[str]],
+    features: list[dict[str, Any]],
+    x_train: pd.DataFrame,
+    y_train: pd.Series,
+) -> Fitted:
+    """A scikit-learn Pipeline, saved as one skops file."""
+    pipe = recipe.build_pipeline(categories)
+    pipe.fit(x_train, y_train)
+
+    classes = [str(c) for c in pipe.classes_]
+    assert classes == recipe.CLASSES, (classes, recipe.CLASSES)
+    assert all(isinstance(c, str) for c in pipe.classes_)
+    assert recipe.FAVORABLE in classes
+    assert list(pipe.feature_names_in_) == names(features)
+    assert encoder_categories(pipe) == categories, "encoder categories != manifest categories"
+    width = check_encoding(pipe, features)
+
+    def write(work: Path, background: pd.DataFrame, reread: pd.DataFrame) -> tuple[Any, Any, Any]:
+        artifact = work / "model.skops"
+        sio.dump(pipe, artifact, compression=zipfile.ZIP_DEFLATED)
+        untrusted = sio.get_untrusted_types(file=artifact)
+        loaded = sio.load(artifact, trusted=untrusted)
+        expected = pipe.predict_proba(background)
+        assert np.array_equal(loaded.predict_proba(background), expected)
+        assert np.array_equal(loaded.predict_proba(reread), expected)
+        return artifact.name, sha256(artifact), untrusted
+
+    return Fitted(
+        classes,
+        width,
+        pipe.predict_proba,
+        write,
+        {"scikit-learn": sklearn.__version__, "skops": skops.__version__},
+        "untrusted types",
+    )
+
+
+def as_categoricals(frame: pd.DataFrame, features: list[dict[str, Any]]) -> pd.DataFrame:
+    """The raw features as a framework model is trained on them: each categorical one a
+    pandas categorical whose categories are the manifest's, in its order (their codes are
+    the positions the service reads them as)."""
+    out = frame.copy()
+    for f in features:
+        if f["type"] == "categorical":
+            out[f["name"]] = pd.Categorical(out[f["name"]], categories=f["categories"])
+    return out
+
+
+def _fit_framework(
+    recipe: ModuleType,
+    fmt: str,
+    categories: dict[str, list[str]],
+    features: list[dict[str, Any]],
+    x_train: pd.DataFrame,
+    y_train: pd.Series,
+) -> Fitted:
+    """A LightGBM estimator on the raw features (native categoricals, no preprocessor),
+    saved as its booster's own text model file and read back as the service reads it."""
+    import lightgbm
+
+    from app.explain import BoosterEstimator, FeatureSpec, TabularModel, load_booster
+
+    assert fmt == "lightgbm", f"FORMAT {fmt!r}: this driver writes LightGBM text models"
+    classes = list(recipe.CLASSES)
+    assert recipe.FAVORABLE in classes
+    assert sorted(set(y_train)) == sorted(classes), (sorted(set(y_train)), classes)
+    codes = np.asarray([classes.index(v) for v in y_train])
+    model = recipe.build_estimator()
+    assert isinstance(model, lightgbm.LGBMClassifier), type(model)
+    model.fit(as_categoricals(x_train, features), codes)
+
+    def predict_proba(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(model.predict_proba(as_categoricals(frame, features)), np.float64)
+
+    def write(work: Path, background: pd.DataFrame, reread: pd.DataFrame) -> tuple[Any, Any, Any]:
+        artifact = work / "model.txt"
+        model.booster_.save_model(str(artifact))
+        specs = [
+            FeatureSpec(
+                f["name"],
+                f["type"] == "categorical",
+                tuple(f["categories"]) if f["type"] == "categorical" else None,
+            )
+            for f in features
+        ]
+        estimator = BoosterEstimator(load_booster(artifact, fmt), "classification", classes)
+        served = TabularModel.from_parts(None, estimator, specs, reread, "classification", classes)
+        assert estimator.tree_problem is None, estimator.tree_problem
+        expected = predict_proba(background)
+        assert np.array_equal(served.raw_output(served.background), expected)
+        return (
+            {"estimator": artifact.name, "format": fmt},
+            {"estimator": sha256(artifact)},
+            f"{estimator.proof['rows']} rows and {estimator.proof['probes']} probes "
+            "reproduce LightGBM's raw scores bit for bit",
+        )
+
+    return Fitted(
+        classes,
+        len(features),
+        predict_proba,
+        write,
+        {"lightgbm": lightgbm.__version__},
+        "trees proven",
+    )
+
+
 def train(name: str, dry_run: bool) -> dict[str, Any]:
     started = time.perf_counter()
     recipe = load_recipe(name)
@@ -170,20 +304,19 @@ def train(name: str, dry_run: bool) -> dict[str, Any]:
     x_train, y_train = x.loc[train_idx], y.loc[train_idx]
     x_hold, y_hold = x.loc[hold_idx], y.loc[hold_idx]
 
-    pipe = recipe.build_pipeline(categories)
-    pipe.fit(x_train, y_train)
+    fmt = getattr(recipe, "FORMAT", "skops")
+    if fmt == "skops":
+        fitted = _fit_pipeline(recipe, categories, features, x_train, y_train)
+    else:
+        fitted = _fit_framework(recipe, fmt, categories, features, x_train, y_train)
+    classes = fitted.classes
+    width = fitted.width
 
-    classes = [str(c) for c in pipe.classes_]
-    assert classes == recipe.CLASSES, (classes, recipe.CLASSES)
-    assert all(isinstance(c, str) for c in pipe.classes_)
-    assert recipe.FAVORABLE in classes
-    assert list(pipe.feature_names_in_) == feature_names
-    assert encoder_categories(pipe) == categories, "encoder categories != manifest categories"
-    width = check_encoding(pipe, features)
-
-    proba = pipe.predict_proba(x_hold)
+    proba = fitted.predict_proba(x_hold)
     metrics = {
-        "holdout_accuracy": round(float(accuracy_score(y_hold, pipe.predict(x_hold))), 4),
+        "holdout_accuracy": round(
+            float(accuracy_score(y_hold, np.asarray(classes)[np.argmax(proba, axis=1)])), 4
+        ),
         "holdout_auc": round(float(roc_auc_score(y_hold == classes[1], proba[:, 1])), 4),
     }
     background = x_train.sample(n=BACKGROUND_ROWS, random_state=SEED)
@@ -193,15 +326,9 @@ def train(name: str, dry_run: bool) -> dict[str, Any]:
     final = model_dir / str(version)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
-        artifact = work / "model.skops"
-        sio.dump(pipe, artifact, compression=zipfile.ZIP_DEFLATED)
-        untrusted = sio.get_untrusted_types(file=artifact)
-        loaded = sio.load(artifact, trusted=untrusted)
         background.to_csv(work / "background.csv", index=False)
         reread = typed(pd.read_csv(work / "background.csv"), features)
-        expected = pipe.predict_proba(background)
-        assert np.array_equal(loaded.predict_proba(background), expected)
-        assert np.array_equal(loaded.predict_proba(reread), expected)
+        artifact, hashes, untrusted = fitted.write(work, background, reread)
 
         card = dict(recipe.CARD)
         card["training_data"] = card["training_data"].format(
@@ -212,8 +339,8 @@ def train(name: str, dry_run: bool) -> dict[str, Any]:
             "name": name,
             "version": str(version),
             "task": "classification",
-            "artifact": artifact.name,
-            "sha256": sha256(artifact),
+            "artifact": artifact,
+            "sha256": hashes,
             "classes": classes,
             "favorable": recipe.FAVORABLE,
             "background": "background.csv",
@@ -221,8 +348,7 @@ def train(name: str, dry_run: bool) -> dict[str, Any]:
             "attributes": attributes,
             "trained_with": {
                 "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-                "scikit-learn": sklearn.__version__,
-                "skops": skops.__version__,
+                **fitted.libraries,
             },
             "explainer": {},
             "card": card,
@@ -266,7 +392,7 @@ def train(name: str, dry_run: bool) -> dict[str, Any]:
         f"{len(feature_names)} features -> {width} model columns; classes {classes}"
     )
     print(f"   metrics {metrics}")
-    print(f"   untrusted types {untrusted}")
+    print(f"   {fitted.saved_as}: {untrusted}")
     print(f"   reload check: predict_proba identical on {BACKGROUND_ROWS} background rows")
     print(f"   files {sizes}")
     print(f"   {time.perf_counter() - started:.1f} s")

@@ -49,7 +49,9 @@ NON_EMPTY: dict[str, Any] = {"minLength": 1}
         **ERRORS,
         **refused(
             ("manifest", "not a valid manifest, or not matching the other files"),
-            ("artifact", "not a loadable artifact of the manifest's hash and format"),
+            ("artifact", "missing or not allowed by the manifest, or not a loadable artifact"),
+            ("preprocessor", "missing or not allowed by the manifest, or not loadable"),
+            ("estimator", "missing or not allowed by the manifest, or not a model of its format"),
             ("background", "not the manifest's background sample"),
         ),
     },
@@ -58,26 +60,52 @@ async def upload_model(
     ctx: ContextDep,
     principal: ManageDep,
     manifest: Annotated[UploadFile, File(description="model.yaml", json_schema_extra=NON_EMPTY)],
-    artifact: Annotated[
-        UploadFile,
-        File(description="The skops artifact the manifest names", json_schema_extra=NON_EMPTY),
-    ],
     background: Annotated[
         UploadFile, File(description="The background CSV", json_schema_extra=NON_EMPTY)
     ],
+    artifact: Annotated[
+        UploadFile | None,
+        File(
+            description="The one skops file the manifest names (`artifact: model.skops`)",
+            json_schema_extra=NON_EMPTY,
+        ),
+    ] = None,
+    preprocessor: Annotated[
+        UploadFile | None,
+        File(
+            description="The skops preprocessor the manifest names as "
+            "`artifact.preprocessor`, when it names one",
+            json_schema_extra=NON_EMPTY,
+        ),
+    ] = None,
+    estimator: Annotated[
+        UploadFile | None,
+        File(
+            description="The estimator the manifest names as `artifact.estimator`: an XGBoost "
+            "model (.ubj or .json), a LightGBM model (.txt) or a skops file",
+            json_schema_extra=NON_EMPTY,
+        ),
+    ] = None,
 ) -> FastJSON:
-    """Register a new model version: checked with the registry's loader (safe names and
-    versions, sha256, a safe zip within the inflation limits, skops trusted types only)
-    before it joins the models folder; every worker serves it within seconds, and it becomes
-    the latest (`latest: true`). 422 naming the field at fault; 409 for an existing version
-    with other hashes."""
+    """Register a new model version: `manifest`, `background` and the artifact, as one
+    `artifact` file or as the parts the manifest names (`estimator`, and `preprocessor` when
+    it names one). Checked with the registry's loader (safe names and versions, the sha256
+    of every part, safe zips within the inflation limits, skops trusted types only,
+    framework model files checked before their library reads them) before it joins the
+    models folder; every worker serves it within seconds, and it becomes the latest
+    (`latest: true`). 422 naming the field at fault; 409 for an existing version with other
+    hashes."""
     files: dict[str, bytes] = {}
     errors = []
     for field, upload in (
         ("manifest", manifest),
         ("artifact", artifact),
+        ("preprocessor", preprocessor),
+        ("estimator", estimator),
         ("background", background),
     ):
+        if upload is None:
+            continue
         files[field] = await upload.read()
         if not files[field]:
             errors.append(FieldError(field, "is empty"))

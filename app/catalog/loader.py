@@ -1,5 +1,6 @@
-"""Safe loading of a model version folder: manifest, artifact hash, a safe archive, trusted
-types only; every refusal says in words what is wrong with which file."""
+"""Safe loading of a model version folder: manifest, the hash of every artifact part, safe
+archives, trusted types only, framework model files read by the engine's own reader; every
+refusal says in words what is wrong with which file (docs/models.md#safe-loading)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ from typing import Any
 import pandas as pd
 
 from app.catalog.archive import ArchiveRefused, ZipLimits, check_zip
-from app.catalog.manifest import Manifest, ManifestInvalid, read_manifest
+from app.catalog.manifest import (
+    SKOPS_SUFFIXES,
+    UNSAFE_SUFFIXES,
+    Manifest,
+    ManifestInvalid,
+    read_manifest,
+)
 from app.config import Settings
+from app.explain import BoosterEstimator, FrameworkModelError, load_booster
+from app.explain.frameworks import format_of_type_name, native_format
 
 TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
     {
@@ -52,8 +61,10 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
 """Types outside skops' default trust that a scikit-learn model may need: no callables that
 run code on load. Anything else in an artifact refuses that version."""
 
-SAFE_SUFFIXES = (".skops",)
-UNSAFE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+SAFE_SUFFIXES = SKOPS_SUFFIXES
+LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM"}
+A_LIBRARY = {"xgboost": "an XGBoost", "lightgbm": "a LightGBM"}
+NATIVE_FILES = {"xgboost": "model.ubj", "lightgbm": "model.txt"}
 
 
 DEFAULT_LIMITS = ZipLimits(
@@ -65,7 +76,8 @@ DEFAULT_LIMITS = ZipLimits(
 
 class LoadRefused(Exception):
     """A model version folder that must not be served, with the reason and the part at
-    fault (``manifest``, ``artifact`` or ``background``, as an upload names them)."""
+    fault (``manifest``, ``artifact``, ``preprocessor``, ``estimator`` or ``background``, as
+    an upload names them)."""
 
     def __init__(self, reason: str, part: str = "artifact") -> None:
         super().__init__(reason)
@@ -89,11 +101,11 @@ def check_archive(path: Path, limits: ZipLimits, part: str = "artifact") -> None
         raise LoadRefused(f"{path.name} {exc}", part) from None
 
 
-def _skops_schema(path: Path) -> None:
+def _skops_schema(path: Path, part: str) -> None:
     """Refuse, in words, a zip that is not a skops file: no ``schema.json`` object."""
     with zipfile.ZipFile(path) as archive:
         if "schema.json" not in archive.namelist():
-            raise LoadRefused(f"{path.name} is not a skops file: it holds no schema.json")
+            raise LoadRefused(f"{path.name} is not a skops file: it holds no schema.json", part)
         try:
             schema = json.loads(archive.read("schema.json"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -101,23 +113,43 @@ def _skops_schema(path: Path) -> None:
                 f" ({exc.msg}, line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
             )
             raise LoadRefused(
-                f"{path.name} is not a skops file: its schema.json is not valid JSON{where}"
+                f"{path.name} is not a skops file: its schema.json is not valid JSON{where}", part
             ) from None
     if not isinstance(schema, dict) or "__class__" not in schema:
-        raise LoadRefused(f"{path.name} is not a skops file: its schema.json describes no object")
+        raise LoadRefused(
+            f"{path.name} is not a skops file: its schema.json describes no object", part
+        )
 
 
-def _load_skops(path: Path, limits: ZipLimits) -> Any:
-    """A skops artifact, after the archive checks, trusting only the allow-list."""
+def framework_refusal(name: str, fmt: str, found: str | None = None) -> str:
+    """Why an XGBoost or LightGBM model inside a generic artifact is refused, and what to
+    ship instead: the library's own model file, named as the estimator part."""
+    what = f" ({found})" if found else ""
+    return (
+        f"{name} holds {A_LIBRARY[fmt]} model{what}: {A_LIBRARY[fmt]} model is read from "
+        f"its native format, the file its Booster.save_model writes ({NATIVE_FILES[fmt]}), "
+        f"named in the manifest as artifact: {{estimator: {NATIVE_FILES[fmt]}, format: {fmt}}}"
+        " (with a preprocessor: part for any scikit-learn steps before it)"
+    )
+
+
+def _load_skops(path: Path, limits: ZipLimits, part: str) -> Any:
+    """A skops file, after the archive checks, trusting only the allow-list."""
     import skops.io as sio
 
-    check_archive(path, limits)
-    _skops_schema(path)
+    check_archive(path, limits, part)
+    _skops_schema(path, part)
     try:
         untrusted = sio.get_untrusted_types(file=path)
+        for name in untrusted:
+            fmt = format_of_type_name(name)
+            if fmt is not None:
+                raise LoadRefused(framework_refusal(path.name, fmt, name), part)
         refused = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
         if refused:
-            raise LoadRefused(f"artifact holds types outside the allow-list: {', '.join(refused)}")
+            raise LoadRefused(
+                f"{part} holds types outside the allow-list: {', '.join(refused)}", part
+            )
         return sio.load(path, trusted=list(untrusted))
     except LoadRefused:
         raise
@@ -125,30 +157,54 @@ def _load_skops(path: Path, limits: ZipLimits) -> Any:
         # skops walking a schema it did not write: its own internals, not the file's fault
         raise LoadRefused(
             f"{path.name} is not a readable skops file: its schema.json does not describe "
-            "objects the way skops writes them"
+            "objects the way skops writes them",
+            part,
         ) from None
     except Exception as exc:
-        raise LoadRefused(unreadable(path.name, "skops file", exc)) from None
+        raise LoadRefused(unreadable(path.name, "skops file", exc), part) from None
 
 
-def load_artifact(path: Path, allow_unsafe: bool, limits: ZipLimits = DEFAULT_LIMITS) -> Any:
-    """Load a skops artifact trusting only the allow-list; pickle/joblib only when allowed."""
+def load_artifact(
+    path: Path, allow_unsafe: bool, limits: ZipLimits = DEFAULT_LIMITS, part: str = "artifact"
+) -> Any:
+    """Load a scikit-learn part (the one-file artifact, a preprocessor, a skops estimator):
+    skops trusting only the allow-list; pickle/joblib only when allowed; never an XGBoost or
+    LightGBM model (those are read from their own files)."""
     suffix = path.suffix.lower()
     if suffix in SAFE_SUFFIXES:
-        return _load_skops(path, limits)
-    if suffix in UNSAFE_SUFFIXES:
+        loaded = _load_skops(path, limits, part)
+    elif suffix in UNSAFE_SUFFIXES:
         if not allow_unsafe:
+            what = "artifacts" if part == "artifact" else f"files (the {part} {path.name})"
             raise LoadRefused(
-                f"{suffix} artifacts can run code when loaded; set "
-                "RATIONALE_ALLOW_UNSAFE_MODELS=true to allow them"
+                f"{suffix} {what} can run code when loaded; set "
+                "RATIONALE_ALLOW_UNSAFE_MODELS=true to allow them",
+                part,
             )
         import joblib
 
         try:
-            return joblib.load(path)
+            loaded = joblib.load(path)
         except Exception as exc:
-            raise LoadRefused(unreadable(path.name, f"{suffix} file", exc)) from None
-    raise LoadRefused(f"unknown artifact format {suffix!r}")
+            raise LoadRefused(unreadable(path.name, f"{suffix} file", exc), part) from None
+    else:
+        raise LoadRefused(f"unknown artifact format {suffix!r}", part)
+    fmt = native_format(loaded)
+    if fmt is not None:
+        raise LoadRefused(framework_refusal(path.name, fmt, type(loaded).__name__), part)
+    return loaded
+
+
+def load_framework_estimator(
+    path: Path, fmt: str, task: str, classes: list[str] | None
+) -> BoosterEstimator:
+    """An XGBoost or LightGBM booster read from its own model file by the engine's reader
+    (the file is checked before the library sees it), as an estimator for the manifest's
+    task and classes."""
+    try:
+        return BoosterEstimator(load_booster(path, fmt), task, classes)
+    except FrameworkModelError as exc:
+        raise LoadRefused(str(exc), "estimator") from None
 
 
 def in_words(exc: BaseException) -> str:
@@ -174,8 +230,8 @@ def unreadable(name: str, what: str, exc: BaseException) -> str:
 
 
 def read_version_folder(folder: Path) -> tuple[Manifest, str, str]:
-    """Validate a version folder: manifest, folder names, artifact hash. Returns the
-    manifest, its sha256 and the background file's sha256."""
+    """Validate a version folder: manifest, folder names, the hash of every artifact part.
+    Returns the manifest, its sha256 and the background file's sha256."""
     manifest_path = folder / "model.yaml"
     if not manifest_path.is_file():
         raise LoadRefused("no model.yaml", "manifest")
@@ -188,22 +244,29 @@ def read_version_folder(folder: Path) -> tuple[Manifest, str, str]:
             f"folder {folder.parent.name}/{folder.name} does not match the manifest's "
             f"{manifest.name}/{manifest.version}"
         )
-    artifact = folder / manifest.artifact
-    if not artifact.is_file():
-        raise LoadRefused(f"artifact {manifest.artifact} is missing")
-    actual = sha256_file(artifact)
-    if actual != manifest.sha256:
-        raise LoadRefused(
-            f"artifact sha256 {actual} does not match the manifest's {manifest.sha256}"
-        )
+    expected = manifest.hashes
+    for part, name in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise LoadRefused(f"{part} {name} is missing", part)
+        actual = sha256_file(path)
+        if actual != expected[part]:
+            field = "" if part == "artifact" else f" sha256.{part}"
+            raise LoadRefused(
+                f"{part} sha256 {actual} does not match the manifest's{field} {expected[part]}",
+                part,
+            )
     background = folder / manifest.background
     if not background.is_file():
         raise LoadRefused(f"background {manifest.background} is missing", "background")
     return manifest, manifest_sha, sha256_file(background)
 
 
-def _numbers(column: pd.Series, file: str, feature: str) -> pd.Series:
-    """A numeric feature's column as floats; a refusal naming the first value that is not one."""
+def _numbers(column: pd.Series, file: str, feature: str, missing: bool) -> pd.Series:
+    """A numeric feature's column as floats (an empty cell is NaN where the feature may be
+    missing); a refusal naming the first value that is not a number."""
+    if missing:
+        column = column.where(column.str.strip() != "", None)
     try:
         return pd.to_numeric(column).astype("float64")
     except (ValueError, TypeError):
@@ -233,9 +296,14 @@ def read_background(folder: Path, manifest: Manifest) -> pd.DataFrame:
     frame = frame[manifest.feature_names].copy()
     for feature in manifest.features:
         if feature.type == "numeric":
-            frame[feature.name] = _numbers(frame[feature.name], name, feature.name)
+            frame[feature.name] = _numbers(
+                frame[feature.name], name, feature.name, feature.allow_missing
+            )
         else:
-            unknown = set(frame[feature.name]) - set(feature.categories or [])
+            values = frame[feature.name]
+            if feature.allow_missing:
+                frame[feature.name] = values = values.where(values != "", None)
+            unknown = set(values.dropna()) - set(feature.categories or [])
             if unknown:
                 raise LoadRefused(
                     f"background has unknown {feature.name} values {sorted(unknown)[:10]}",

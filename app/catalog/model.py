@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,11 +13,12 @@ from app.catalog.loader import (
     DEFAULT_LIMITS,
     LoadRefused,
     load_artifact,
+    load_framework_estimator,
     read_background,
     read_version_folder,
 )
-from app.catalog.manifest import Manifest
-from app.explain import ExplainerSet, TabularModel
+from app.catalog.manifest import ArtifactParts, Manifest
+from app.explain import BoosterEstimator, ExplainerSet, FrameworkModelError, TabularModel
 from app.explain.engine import Thresholds
 from app.explain.model import FeatureSpec
 from app.explain.tree import TREE_MODELS
@@ -34,6 +36,9 @@ class LoadedModel:
     explainers: ExplainerSet
     batch_predict_safe: bool = False
     """Whether predicting rows together gives each row the bits it gets alone."""
+    library_versions: dict[str, str] = field(default_factory=dict)
+    """The framework library that reads the estimator and its version (XGBoost, LightGBM),
+    recorded with every explanation beside the explainers' own."""
 
     @property
     def name(self) -> str:
@@ -45,7 +50,7 @@ class LoadedModel:
 
     @property
     def artifact_sha256(self) -> str:
-        return self.manifest.sha256
+        return self.manifest.artifact_sha256
 
 
 def thresholds_for(manifest: Manifest, base: Thresholds) -> Thresholds:
@@ -90,16 +95,39 @@ def load_version(
 ) -> LoadedModel:
     """Load and check one version folder; raises ``LoadRefused`` with the reason."""
     manifest, manifest_sha, background_sha = read_version_folder(folder)
-    pipeline = load_artifact(folder / manifest.artifact, allow_unsafe, limits)
-    background = read_background(folder, manifest)
-    features = [FeatureSpec(f.name, f.type == "categorical") for f in manifest.features]
-    try:
-        model = TabularModel(pipeline, features, background, manifest.task, manifest.classes)
-    except ValueError as exc:
-        raise LoadRefused(str(exc)) from exc
+    features = [
+        FeatureSpec(
+            f.name,
+            f.type == "categorical",
+            tuple(f.categories) if f.categories is not None else None,
+        )
+        for f in manifest.features
+    ]
+    versions: dict[str, str] = {}
+    if isinstance(manifest.artifact, ArtifactParts):
+        preprocessor, estimator = _parts(folder, manifest, manifest.artifact, allow_unsafe, limits)
+        background = read_background(folder, manifest)
+        if isinstance(estimator, BoosterEstimator):
+            versions = estimator.versions()
+        try:
+            model = TabularModel.from_parts(
+                preprocessor, estimator, features, background, manifest.task, manifest.classes
+            )
+        except ValueError as exc:
+            raise LoadRefused(
+                str(exc), "estimator" if isinstance(exc, FrameworkModelError) else "artifact"
+            ) from exc
+    else:
+        pipeline = load_artifact(folder / manifest.artifact, allow_unsafe, limits)
+        background = read_background(folder, manifest)
+        try:
+            model = TabularModel(pipeline, features, background, manifest.task, manifest.classes)
+        except ValueError as exc:
+            raise LoadRefused(str(exc)) from exc
     thresholds = thresholds_for(manifest, base or Thresholds())
     return LoadedModel(
         batch_predict_safe=_rows_independent(model),
+        library_versions=versions,
         manifest=manifest,
         manifest_sha256=manifest_sha,
         background_sha256=background_sha,
@@ -107,3 +135,33 @@ def load_version(
         model=model,
         explainers=ExplainerSet(model, thresholds),
     )
+
+
+def _parts(
+    folder: Path,
+    manifest: Manifest,
+    parts: ArtifactParts,
+    allow_unsafe: bool,
+    limits: ZipLimits,
+) -> tuple[Any, Any]:
+    """The preprocessor (None without one) and the estimator of an artifact given as parts,
+    each loaded safely and refused under its own part's name."""
+    preprocessor = None
+    if parts.preprocessor is not None:
+        preprocessor = load_artifact(
+            folder / parts.preprocessor, allow_unsafe, limits, part="preprocessor"
+        )
+        if not callable(getattr(preprocessor, "transform", None)):
+            raise LoadRefused(
+                f"{parts.preprocessor} holds a {type(preprocessor).__name__}, which has no "
+                "transform: a preprocessor is a fitted scikit-learn transformer (a "
+                "ColumnTransformer or a Pipeline of transformers)",
+                "preprocessor",
+            )
+    if parts.format == "skops":
+        estimator = load_artifact(folder / parts.estimator, allow_unsafe, limits, part="estimator")
+    else:
+        estimator = load_framework_estimator(
+            folder / parts.estimator, parts.format, manifest.task, manifest.classes
+        )
+    return preprocessor, estimator

@@ -34,6 +34,7 @@ class FeatureSpec(_Open):
     categories: list[str] | None = None
     actionable: bool | None = None
     protected: bool | None = None
+    allow_missing: bool | None = None
 
 
 class ExplainerDefaults(_Open):
@@ -56,13 +57,35 @@ class ModelSummary(_Open):
     task: Literal["classification", "regression"]
     classes: list[str] | None
     favorable: str | None = None
-    sha256: str
+    sha256: str = Field(
+        description="The artifact's SHA-256: its file's, or for an artifact given as parts "
+        "the SHA-256 of the manifest's `sha256` mapping as compact JSON with sorted keys."
+    )
     manifest_sha256: str
+
+
+class ArtifactOut(_Open):
+    """What the version's artifact is made of (docs/models.md#framework-models)."""
+
+    format: Literal["skops", "xgboost", "lightgbm"] = Field(
+        description="The estimator's format: `skops` for one scikit-learn file, or the "
+        "framework whose own model file holds it."
+    )
+    files: dict[str, str] = Field(
+        description="The file of each part: `artifact` for one file, else `estimator` and "
+        "(when there is one) `preprocessor`."
+    )
+    sha256: dict[str, str] = Field(description="The SHA-256 of each part's file.")
+    libraries: dict[str, str] = Field(
+        default_factory=dict,
+        description="The framework library that reads the estimator, and its version.",
+    )
 
 
 class ModelCard(ModelSummary):
     """A model version's card: feature schema, artifact hashes, explainer defaults."""
 
+    artifact: ArtifactOut | None = None
     background_sha256: str
     background_rows: int
     features: list[FeatureSpec]

@@ -15,6 +15,7 @@ from app.access.service import admin_draft
 from app.catalog import LoadedModel
 from app.catalog.archive import ZipLimits
 from app.catalog.loader import LoadRefused, in_words, read_version_folder
+from app.catalog.manifest import Manifest
 from app.catalog.model import load_version
 from app.compute import cost
 from app.compute.batcher import Options, compute_one
@@ -112,7 +113,7 @@ def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
     transaction) only once it has loaded and warmed: a broken folder is refused without
     joining the registry, and a registered one is never announced twice."""
     manifest, manifest_sha, _ = read_version_folder(folder)
-    held = (manifest.sha256, manifest_sha)
+    held = (manifest.artifact_sha256, manifest_sha)
     registered = ctx.repository.registration(manifest.name, manifest.version)
     if registered is not None and registered[1:] != held:
         raise LoadRefused(CHANGED)
@@ -136,9 +137,10 @@ def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
                 "model": {
                     "name": manifest.name,
                     "version": manifest.version,
-                    "sha256": manifest.sha256,
+                    "sha256": manifest.artifact_sha256,
                     "manifest_sha256": manifest_sha,
-                },
+                }
+                | _parts_clear(manifest),
                 "source": registrar.source,
                 # Registered now, so the name's most recent registration: the version
                 # that requests naming no version get from here on (docs/models.md#registration).
@@ -149,12 +151,20 @@ def _load_one(ctx: Context, folder: Path, registrar: Registrar) -> str:
             model_version=manifest.version,
         )
         registered = ctx.repository.register_model(
-            manifest.name, manifest.version, manifest.sha256, manifest_sha, event
+            manifest.name, manifest.version, manifest.artifact_sha256, manifest_sha, event
         )
         if registered[1:] != held:  # another process registered other files a moment ago
             raise LoadRefused(CHANGED)
     ctx.catalog.add(model, registered[0])
     return f"{manifest.name}/{manifest.version}"
+
+
+def _parts_clear(manifest: Manifest) -> dict[str, Any]:
+    """An artifact given as parts, for a registration's event: its format and each part's
+    SHA-256 (one artifact file: nothing more than its ``sha256``)."""
+    if isinstance(manifest.artifact, str):
+        return {}
+    return {"format": manifest.format, "parts": manifest.hashes}
 
 
 CHANGED = (
@@ -240,13 +250,15 @@ def describe(model: LoadedModel, *, full: bool = True) -> dict[str, Any]:
         "task": m.task,
         "classes": m.classes,
         "favorable": m.favorable,
-        "sha256": m.sha256,
+        "sha256": m.artifact_sha256,
         "manifest_sha256": model.manifest_sha256,
     }
     if not full:
         return summary
+    artifact = {"format": m.format, "files": m.files, "sha256": m.hashes}
     thresholds = model.explainers.thresholds
     return summary | {
+        "artifact": artifact | {"libraries": model.library_versions},
         "background_sha256": model.background_sha256,
         "background_rows": len(model.model.background),
         "features": [f.model_dump() for f in m.features],

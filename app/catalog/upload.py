@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.access.principals import Principal
 from app.access.service import admin_event
 from app.catalog.loader import LoadRefused, in_words
-from app.catalog.manifest import ManifestInvalid, parse_manifest
+from app.catalog.manifest import Manifest, ManifestInvalid, parse_manifest
 from app.catalog.model import LoadedModel, load_version
 from app.catalog.service import (
     Registrar,
@@ -35,8 +35,36 @@ log = structlog.get_logger(__name__)
 _upload_lock = asyncio.Lock()
 
 
-def _stage(ctx: Context, files: dict[str, bytes]) -> tuple[Path, Path]:
-    """Write the three files into a staging version folder; (staging root, version folder)."""
+PARTS = ("artifact", "preprocessor", "estimator")
+"""The upload's fields that carry the artifact: one ``artifact``, or its parts."""
+
+
+def _parts_given(manifest: Manifest, files: dict[str, bytes]) -> None:
+    """The artifact's fields the manifest asks for, and no other: ``artifact`` for one file,
+    ``estimator`` (and ``preprocessor`` when it names one) for parts; 422 naming each."""
+    wanted = manifest.files
+    errors = [
+        FieldError(part, f"is required: the manifest names {wanted[part]} as its {part}")
+        for part in wanted
+        if part not in files
+    ]
+    form = (
+        "one artifact file"
+        if isinstance(manifest.artifact, str)
+        else "its artifact as parts (" + ", ".join(wanted) + ")"
+    )
+    errors += [
+        FieldError(part, f"is not a part of this version: the manifest names {form}")
+        for part in PARTS
+        if part in files and part not in wanted
+    ]
+    if errors:
+        raise InvalidInput("the uploaded files do not match the manifest", errors=errors)
+
+
+def _stage(ctx: Context, files: dict[str, bytes]) -> tuple[Manifest, Path, Path]:
+    """Write the files into a staging version folder under the manifest's names;
+    (manifest, staging root, version folder)."""
     try:
         manifest = parse_manifest(files["manifest"])
     except ManifestInvalid as exc:
@@ -47,15 +75,25 @@ def _stage(ctx: Context, files: dict[str, bytes]) -> tuple[Path, Path]:
                 for path, words in exc.problems
             ],
         ) from None
+    _parts_given(manifest, files)
     models_dir = ctx.settings.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=".upload-", dir=models_dir))
     folder = root / manifest.name / manifest.version
     folder.mkdir(parents=True)
     (folder / "model.yaml").write_bytes(files["manifest"])
-    (folder / manifest.artifact).write_bytes(files["artifact"])
+    for part, name in manifest.files.items():
+        (folder / name).write_bytes(files[part])
     (folder / manifest.background).write_bytes(files["background"])
-    return root, folder
+    return manifest, root, folder
+
+
+def _field(manifest: Manifest, part: str) -> str:
+    """The upload field a refusal names: a fault of the whole artifact is the estimator's
+    where the artifact comes as parts."""
+    if part == "artifact" and not isinstance(manifest.artifact, str):
+        return "estimator"
+    return part
 
 
 def _registered(ctx: Context, name: str, version: str) -> tuple[str, str] | None:
@@ -69,7 +107,7 @@ def _registered(ctx: Context, name: str, version: str) -> tuple[str, str] | None
 
 
 def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tuple[bool, Any]:
-    root, staged = _stage(ctx, files)
+    manifest, root, staged = _stage(ctx, files)
     try:
         try:
             # The registry's own checks: safe names, hashes, a safe archive, skops trusted
@@ -82,13 +120,15 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
             )
         except LoadRefused as exc:
             raise InvalidInput(
-                f"model version refused: {exc}", errors=[FieldError(exc.part, str(exc))]
+                f"model version refused: {exc}",
+                errors=[FieldError(_field(manifest, exc.part), str(exc))],
             ) from None
         except Exception as exc:  # a model the explainers cannot use
             log.warning("uploaded version refused", error_type=type(exc).__name__)
             reason = f"the artifact cannot be loaded: {in_words(exc)}"
             raise InvalidInput(
-                f"model version refused: {reason}", errors=[FieldError("artifact", reason)]
+                f"model version refused: {reason}",
+                errors=[FieldError(_field(manifest, "artifact"), reason)],
             ) from None
         name, version = model.name, model.version
         registered = _registered(ctx, name, version)
@@ -121,7 +161,8 @@ def _upload(ctx: Context, principal: Principal, files: dict[str, bytes]) -> tupl
             "refused on load",
         )
         raise InvalidInput(
-            f"model version refused: {reason}", errors=[FieldError("artifact", str(reason))]
+            f"model version refused: {reason}",
+            errors=[FieldError(_field(manifest, "artifact"), str(reason))],
         )
     return True, _card(ctx, loaded)
 

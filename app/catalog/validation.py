@@ -19,8 +19,11 @@ SAFE_INTEGER = 2**53 - 1
 
 
 def check_value(feature: Feature, value: Any, field: str) -> tuple[Any, FieldError | None]:
-    """A clean value for the feature, or the error naming ``field``."""
+    """A clean value for the feature, or the error naming ``field``. ``null`` is a missing
+    value: valid only where the manifest allows the feature to be missing."""
     if value is None:
+        if feature.allow_missing:
+            return None, None
         return None, FieldError(field, "is required (null counts as missing)")
     if feature.type == "numeric":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -30,7 +33,10 @@ def check_value(feature: Feature, value: Any, field: str) -> tuple[Any, FieldErr
                 field, "integer is beyond ±(2^53−1): it has no canonical JSON form"
             )
         if isinstance(value, float) and not math.isfinite(value):
-            return None, FieldError(field, "must be a finite number (NaN and Infinity are not)")
+            missing = " (send null for a missing value)" if feature.allow_missing else ""
+            return None, FieldError(
+                field, f"must be a finite number (NaN and Infinity are not){missing}"
+            )
         return value, None
     if not isinstance(value, str):
         return None, FieldError(
@@ -120,6 +126,10 @@ def check_model_range(model: TabularModel, row: dict[str, Any], field: str) -> l
     for i in numeric:
         columns = model.groups[i] if model.decomposed else np.array([i])
         values = np.asarray(encoded[0, columns], dtype=np.float64)
+        if row.get(model.features[i].name) is None:
+            values = values[~np.isnan(values)]  # missing, allowed: the model routes it
+            if not len(values):
+                continue
         if not np.isfinite(values).all() or float(np.abs(values).max()) > limit:
             where = "after the model's preprocessing" if model.decomposed else "for the model"
             errors.append(

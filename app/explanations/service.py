@@ -221,7 +221,7 @@ def build_draft(
             "fidelity": explanation.fidelity,
             "seed": command.seed,
             "parameters": explanation.parameters | {"top_k": command.top_k},
-            "versions": LIBRARY_VERSIONS,
+            "versions": LIBRARY_VERSIONS | model.library_versions,
         },
     }
     sealed_plain: dict[str, Any] = {

@@ -90,7 +90,7 @@ def _replay(ctx: Context, stored: StoredRecord) -> dict[str, Any]:
     recorded_versions: dict[str, Any] = recorded.get("versions") or {}
     versions_changed = {
         name: {"recorded": recorded_versions.get(name), "current": current}
-        for name, current in LIBRARY_VERSIONS.items()
+        for name, current in (LIBRARY_VERSIONS | model.library_versions).items()
         if recorded_versions.get(name) != current
     }
     same_method = explanation.method == recorded["method"]

@@ -14,8 +14,10 @@ categories its manifest lists. The search:
 Among the combinations that reach the favourable outcome with the fewest changes the one
 with the smallest total change wins, in units of each feature's spread (its standard
 deviation in the background; a category change counts 1), then by feature order, then by
-value order. The winner is then checked by calling the model on the changed row alone; the
-next is tried if that check disagrees. No randomness: the same row gives the same answer.
+value order. A missing value (where the manifest allows one) may be given any candidate
+value at the cost of a category change. The winner is then checked by calling the model on
+the changed row alone; the next is tried if that check disagrees. No randomness: the same
+row gives the same answer.
 
 Rows are built in the model's encoded space: a raw feature owns its own encoded columns,
 so a candidate row is the person's encoded row with those columns replaced."""
@@ -72,6 +74,11 @@ def _candidates(model: LoadedModel, row: dict[str, Any]) -> list[_Candidates]:
             continue
         if feature.type == "categorical":
             values: list[Any] = [c for c in feature.categories or [] if c != row[feature.name]]
+            costs = np.ones(len(values))
+        elif row[feature.name] is None:
+            # missing (where the manifest allows it): giving a value is one change, as for
+            # a category
+            values, _ = _numeric_values(background[feature.name].to_numpy(np.float64), np.nan)
             costs = np.ones(len(values))
         else:
             column = background[feature.name].to_numpy(dtype=np.float64)

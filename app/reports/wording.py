@@ -134,7 +134,10 @@ class Phrases:
         return self.lang.text("unnamed_detail")
 
     def value(self, feature: Feature, value: Any) -> str:
-        """A value as a person reads it: a category's label, a number with its unit."""
+        """A value as a person reads it: a category's label, a number with its unit, or
+        "not given" for a missing value."""
+        if value is None or (isinstance(value, float) and value != value):
+            return self.lang.text("missing_value")
         entry = self.wording.feature(feature.name)
         if feature.type == "categorical":
             labels = entry.get("categories") or {}

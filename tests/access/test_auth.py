@@ -11,7 +11,7 @@ from tests.helpers import KEYS, auth, instances, unique_id
 def test_open_endpoints_need_no_key(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["models"] == 3
+    assert ready.status_code == 200 and ready.json()["models"] == 4  # the demo models
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
 
@@ -39,6 +39,7 @@ def test_every_role_reads_models(client: TestClient) -> None:
         listing = client.get("/v1/models", headers=auth(role))
         assert listing.status_code == 200
         assert [m["name"] for m in listing.json()["items"]] == [
+            "credit-boost",
             "credit-risk",
             "income",
             "recidivism",

@@ -97,6 +97,7 @@ def problems(response: Any) -> dict[str, str]:
     return {e["field"]: e["message"] for e in response.json()["errors"]}
 
 
+SKOPS_SHA = hashlib.sha256(SKOPS.read_bytes()).hexdigest()
 ALIASES = "card:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a]\n"
 MANIFEST_CASES: list[tuple[str, dict[str, str], dict[str, str]]] = [
     ("unsafe name", {f"name: {MODEL}": "name: '..'"}, {"manifest.name": NAME_RULE}),
@@ -125,6 +126,43 @@ MANIFEST_CASES: list[tuple[str, dict[str, str], dict[str, str]]] = [
         {"manifest": "favorable must be one of the classes"},
     ),
     ("not YAML", {"task: classification": "task: [classification"}, {"manifest": "not valid YAML"}),
+    (
+        "an unknown format",
+        {"artifact: model.skops": "artifact: {estimator: model.txt, format: catboost}"},
+        {"manifest.artifact.format": "must be 'skops', 'xgboost' or 'lightgbm'"},
+    ),
+    (
+        "a hash that is not a map of parts",
+        {"artifact: model.skops": "artifact: {estimator: model.txt, format: lightgbm}"},
+        {"manifest.sha256": "with an artifact given as parts, sha256 maps each part"},
+    ),
+    (
+        "a pickle named as a LightGBM model, a part's hash",
+        {
+            "artifact: model.skops": "artifact: {estimator: model.pkl, format: lightgbm}",
+            f"sha256: {SKOPS_SHA}": "sha256: {estimator: abc}",
+        },
+        {
+            "manifest.artifact.estimator": "pickle and joblib files are never read as one",
+            "manifest.sha256.estimator": "must be the estimator's SHA-256 as 64 lowercase",
+        },
+    ),
+    (
+        "a preprocessor without its hash, an unsafe part name",
+        {
+            "artifact: model.skops": "artifact: {preprocessor: ../pre.skops, estimator: m.ubj, "
+            "format: xgboost}",
+            f"sha256: {SKOPS_SHA}": f"sha256: {{estimator: {SKOPS_SHA}}}",
+        },
+        {
+            "manifest.artifact.preprocessor": "must be a plain file name inside the version",
+        },
+    ),
+    (
+        "a framework file as the one artifact",
+        {"artifact: model.skops": "artifact: model.ubj"},
+        {"manifest.artifact": "artifact: {estimator: model.ubj, format: xgboost}"},
+    ),
     ("aliases", {"card:": ALIASES + "other:"}, {"manifest": "uses a YAML alias (*a, line"}),
 ]
 

@@ -14,7 +14,7 @@ from app.errors import InvalidInput
 from tests.helpers import MODELS, instances
 
 
-@pytest.mark.parametrize("name", ["credit-risk", "income", "recidivism"])
+@pytest.mark.parametrize("name", ["credit-boost", "credit-risk", "income", "recidivism"])
 def test_batched_rows_get_the_bits_they_get_alone(name: str) -> None:
     model = load_version(MODELS / name / "1", allow_unsafe=False)
     rows = instances(name, 12)
@@ -33,6 +33,7 @@ def test_batched_rows_get_the_bits_they_get_alone(name: str) -> None:
 
 def test_tree_models_are_predicted_together_and_linear_ones_alone() -> None:
     assert load_version(MODELS / "credit-risk" / "1", allow_unsafe=False).batch_predict_safe
+    assert load_version(MODELS / "credit-boost" / "1", allow_unsafe=False).batch_predict_safe
     assert not load_version(MODELS / "recidivism" / "1", allow_unsafe=False).batch_predict_safe
 
 

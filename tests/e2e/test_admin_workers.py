@@ -1,23 +1,29 @@
 """Administration against a running 2-worker ``rationale serve``: a key created from the
 command line is used, revoked and then refused with 401 by every worker within seconds
 (docs/access.md#administrative-events); a model version uploaded to one worker is served by both
-(docs/models.md#upload)."""
+(docs/models.md#upload), a scikit-learn one as one skops file and XGBoost and LightGBM ones as
+their own model files (docs/models.md#framework-models)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
+import xgboost as xgb
+import yaml
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.ledger.db import make_engine
 from app.ledger.repository import Repository
-from tests.helpers import KEYS, MODELS, Server
+from tests.helpers import KEYS, MODELS, Server, instances, report
 from tests.ledger.support import one_model
 
 pytestmark = pytest.mark.server
@@ -138,3 +144,93 @@ def test_an_uploaded_model_is_served_by_every_worker(server: Server) -> None:
     )
     assert refused.status_code == 422
     assert set(statuses(server, KEYS["backend"], 10, path)) == {200}
+
+
+def _served_by_both(server: Server, path: str) -> float:
+    """Seconds until 40 requests on new connections (both workers) all answer 200."""
+    began = time.monotonic()
+    seen: list[int] = []
+    while time.monotonic() - began < 60:
+        seen = statuses(server, KEYS["backend"], 40, path)
+        if set(seen) == {200}:
+            return time.monotonic() - began
+        time.sleep(0.25)
+    raise AssertionError(f"{path} not served by both workers: {seen}")
+
+
+def _xgboost_files(folder: Path) -> dict[str, Any]:
+    """An XGBoost classifier on the German credit data with its native categoricals (in
+    credit-boost's manifest order), saved as UBJSON, with credit-boost's manifest renamed."""
+    source = MODELS / "credit-boost" / "1"
+    manifest = yaml.safe_load((source / "model.yaml").read_text())
+    data = pd.read_csv(MODELS / "data" / "german_credit.csv")
+    frame = data[[f["name"] for f in manifest["features"]]].copy()
+    for f in manifest["features"]:
+        if f["type"] == "categorical":
+            frame[f["name"]] = pd.Categorical(frame[f["name"]], categories=f["categories"])
+    labels = (data["creditability"] == "good").astype(int)
+    model = xgb.XGBClassifier(
+        n_estimators=30, max_depth=3, tree_method="hist", enable_categorical=True, n_jobs=1
+    )
+    model.fit(frame, labels).get_booster().save_model(str(folder / "model.ubj"))
+    estimator = (folder / "model.ubj").read_bytes()
+    manifest |= {
+        "name": "credit-xgboost",
+        "artifact": {"estimator": "model.ubj", "format": "xgboost"},
+        "sha256": {"estimator": hashlib.sha256(estimator).hexdigest()},
+    }
+    return {
+        "manifest": ("model.yaml", yaml.safe_dump(manifest).encode(), "application/yaml"),
+        "estimator": ("model.ubj", estimator, "application/octet-stream"),
+        "background": ("background.csv", (source / "background.csv").read_bytes(), "text/csv"),
+    }
+
+
+def _lightgbm_files() -> dict[str, Any]:
+    """credit-boost's LightGBM text model file as a new version."""
+    source = MODELS / "credit-boost" / "1"
+    manifest = (source / "model.yaml").read_text().replace("version: '1'", "version: '2'")
+    return {
+        "manifest": ("model.yaml", manifest.encode(), "application/yaml"),
+        "estimator": ("model.txt", (source / "model.txt").read_bytes(), "application/octet-stream"),
+        "background": ("background.csv", (source / "background.csv").read_bytes(), "text/csv"),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["xgboost", "lightgbm"])
+def test_an_uploaded_framework_model_is_served_by_every_worker(
+    server: Server, tmp_path: Path, fmt: str
+) -> None:
+    files = _xgboost_files(tmp_path) if fmt == "xgboost" else _lightgbm_files()
+    name, version = ("credit-xgboost", "1") if fmt == "xgboost" else ("credit-boost", "2")
+    path = f"/v1/models/{name}/versions/{version}"
+    assert set(statuses(server, KEYS["backend"], 10, path)) == {404}
+    began = time.monotonic()
+    uploaded = httpx.post(
+        f"{server.url}/v1/models",
+        files=files,
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+        timeout=120,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["artifact"]["format"] == fmt
+    answered = time.monotonic() - began
+    both = _served_by_both(server, path)
+    row = instances("credit-boost", 1)[0]
+    for _ in range(4):  # new connections: both workers explain it
+        made = httpx.post(
+            f"{server.url}/v1/explanations",
+            json={
+                "model": name,
+                "version": version,
+                "decision_id": f"upload-{fmt}-{time.monotonic_ns()}",
+                "instance": row,
+                "options": {"output": "log_odds", "explained_class": "good"},
+            },
+            headers={"Authorization": f"Bearer {KEYS['backend']}"},
+            timeout=60,
+        )
+        assert made.status_code == 201, made.text
+        explanation = made.json()["explanation"]
+        assert explanation["method"] == "shap.tree" and explanation["exactness"] == "exact"
+    report(f"upload {fmt}: 201 after {answered:.2f} s, served by both workers {both:.2f} s later")

@@ -56,7 +56,7 @@ def test_curl_like_flow_over_real_http(server: Server) -> None:
     record = created.json()
     assert record["explanation"]["method"] == "shap.tree"
     assert abs(record["explanation"]["fidelity"]["additivity_residual"]) <= 1e-6
-    for model in ("income", "recidivism"):
+    for model in ("credit-boost", "income", "recidivism"):
         for i, row in enumerate(instances(model, 3)):
             response = httpx.post(
                 f"{server.url}/v1/explanations",

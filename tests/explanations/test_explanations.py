@@ -6,6 +6,7 @@ import functools
 import itertools
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,13 +15,18 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import MODELS, auth, instances, manifest, unique_id
 
-DEMO_MODELS = ["credit-risk", "income", "recidivism"]
+DEMO_MODELS = ["credit-boost", "credit-risk", "income", "recidivism"]
 
 
 @functools.cache
 def artifact(model: str) -> Any:
-    """The model as its owner would load it, independently of the service."""
-    path = MODELS / model / "1" / "model.skops"
+    """The model as its owner would load it, independently of the service: the skops
+    Pipeline, or LightGBM's own booster from its text model file."""
+    folder = MODELS / model / "1"
+    parts = manifest(model)["artifact"]
+    if isinstance(parts, dict):
+        return lgb.Booster(model_file=str(folder / parts["estimator"]))
+    path = folder / parts
     return sio.load(path, trusted=sio.get_untrusted_types(file=path))
 
 
@@ -29,7 +35,16 @@ def own_probability(model: str, row: dict[str, Any], label: str) -> float:
     frame = pd.DataFrame([row])[[f["name"] for f in spec["features"]]]
     for f in spec["features"]:
         frame[f["name"]] = frame[f["name"]].astype(float if f["type"] == "numeric" else object)
-    probabilities = artifact(model).predict_proba(frame)[0]
+    own = artifact(model)
+    if isinstance(own, lgb.Booster):  # categories as their positions in the manifest's lists
+        codes = frame.copy()
+        for f in spec["features"]:
+            if f["type"] == "categorical":
+                codes[f["name"]] = [float(f["categories"].index(v)) for v in frame[f["name"]]]
+        good = float(own.predict(codes.to_numpy(dtype=np.float64))[0])
+        probabilities = np.array([1.0 - good, good])
+    else:
+        probabilities = own.predict_proba(frame)[0]
     return float(probabilities[spec["classes"].index(label)])
 
 
@@ -83,6 +98,7 @@ def test_recidivism_uses_exact_shapley_and_credit_uses_treeshap(client: TestClie
         for model in DEMO_MODELS
     }
     assert methods == {
+        "credit-boost": "shap.tree",
         "credit-risk": "shap.tree",
         "income": "shap.tree",
         "recidivism": "shap.exact",

@@ -167,7 +167,7 @@ def test_access_log_pages_with_a_cursor(client: TestClient) -> None:
 # -- replay ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["credit-risk", "income", "recidivism"])
+@pytest.mark.parametrize("model", ["credit-boost", "credit-risk", "income", "recidivism"])
 def test_replay_matches(client: TestClient, model: str) -> None:
     record = create(client, model=model)
     response = client.post(f"/v1/explanations/{record['id']}/replay", headers=auth("auditor"))

@@ -30,7 +30,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def client(folder: Path) -> Iterator[TestClient]:
     with app_client(folder) as test_client:
-        for model in ("credit-risk", "income", "recidivism"):
+        for model in ("credit-boost", "credit-risk", "income", "recidivism"):
             for i, row in enumerate(instances(model, 4)):
                 subject = SUBJECT if i == 0 else unique_id("s")
                 create(test_client, model, row, subject)
@@ -72,7 +72,7 @@ def test_filters(client: TestClient) -> None:
     by_outcome = query(client, model="income", outcome=label, limit=1000)["items"]
     assert by_outcome and all(i["prediction"]["label"] == label for i in by_outcome)
     subject = query(client, subject_id=SUBJECT, limit=1000)["items"]
-    assert len(subject) == 3 and len({i["subject_ref"] for i in subject}) == 1
+    assert len(subject) == 4 and len({i["subject_ref"] for i in subject}) == 1  # one per model
     assert query(client, subject_id="nobody-known")["items"] == []
     assert query(client, model="no-such-model")["items"] == []
     middle = everything[len(everything) // 2]["created_at"]

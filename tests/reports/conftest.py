@@ -26,7 +26,7 @@ from app.catalog import LoadedModel
 from app.catalog.model import load_version
 from tests.helpers import MODELS
 
-DEMO_MODELS = ["credit-risk", "income", "recidivism"]
+DEMO_MODELS = ["credit-boost", "credit-risk", "income", "recidivism"]
 WINE_FEATURES = {
     "alcohol": ("Alcohol level", "percent", True),
     "color_intensity": ("How deep the colour is", None, True),
