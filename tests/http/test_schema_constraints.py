@@ -135,6 +135,8 @@ def test_the_document_states_the_constraints(client: TestClient) -> None:
     assert {name: f.get("minLength") for name, f in upload.items()} == {
         "manifest": 1,
         "artifact": 1,
+        "preprocessor": 1,
+        "estimator": 1,
         "background": 1,
     }
     # Every listed refusal names a field and says when; the 422's description says them too.
