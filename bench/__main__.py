@@ -1043,7 +1043,9 @@ def section_frameworks(run: Run) -> Section:
         "Models built at bench time (bench/frameworks.py): `wine-forest`, a bare "
         "RandomForestClassifier(60, depth 6) on wine (13 features, 3 classes); `credit-xgb` and "
         "`credit-lgbm`, 100-tree binary boosters on German credit's 7 numeric features, each "
-        "registered in its own format. Bare call: the model's own prediction + shap's "
+        "registered in its own format (their requests name `shap.tree`, the bare call's "
+        "computation; under `auto` the service enumerates exact probability values instead). "
+        "Bare call: the model's own prediction + shap's "
         'interventional `TreeExplainer(model_output="probability")` on the row (built once, not '
         "timed), one row at a time. Service: `rationale serve --workers 2`, HTTP, every record "
         f"stored; started to `/readyz` in {out['start_to_ready_s']:.1f} s. Bars: p50 ≤ 1.0× "
