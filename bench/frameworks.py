@@ -151,28 +151,31 @@ def _credit() -> tuple[pd.DataFrame, np.ndarray]:
     return frame[CREDIT_NUMERIC].astype("float64"), target
 
 
-def _xgboost(root: Path) -> Built:
+def _booster_version(
+    root: Path,
+    name: str,
+    booster: Any,
+    file: str,
+    fmt: str,
+    predict: Callable[[pd.DataFrame], Any],
+) -> Built:
+    """A credit booster written in its own format, and its bare call (``predict`` on a one-row
+    frame + shap's probability TreeExplainer on the same row)."""
     import shap
-    import xgboost as xgb
 
-    frame, target = _credit()
-    booster = xgb.train(
-        {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},
-        xgb.DMatrix(frame, label=target),
-        num_boost_round=TREES,
-    )
-    folder = root / "credit-xgb" / "1"
+    frame, _ = _credit()
+    folder = root / name / "1"
     folder.mkdir(parents=True)
-    booster.save_model(str(folder / "model.ubj"))
+    booster.save_model(str(folder / file))
     background = frame.sample(BACKGROUND_ROWS, random_state=0).reset_index(drop=True)
     manifest = _manifest(
-        "credit-xgb",
+        name,
         CREDIT_NUMERIC,
         ["bad", "good"],
         "good",
-        {"estimator": "model.ubj", "format": "xgboost"},
-        {"estimator": _sha256(folder / "model.ubj")},
-        "Benchmarking an XGBoost booster (bench/frameworks.py).",
+        {"estimator": file, "format": fmt},
+        {"estimator": _sha256(folder / file)},
+        f"Benchmarking a {fmt} booster (bench/frameworks.py).",
     )
     _write(folder, manifest, background)
     explainer = shap.TreeExplainer(
@@ -185,55 +188,51 @@ def _xgboost(root: Path) -> Built:
 
     def bare(i: int) -> Any:
         row = frames[i % len(frames)]
-        return booster.predict(xgb.DMatrix(row)), explainer.shap_values(row.to_numpy())
+        return predict(row), explainer.shap_values(row.to_numpy())
 
-    return Built("credit-xgb", _rows(frame.sample(frac=1.0, random_state=1)), bare)
+    return Built(name, _rows(frame.sample(frac=1.0, random_state=1)), bare)
+
+
+def _xgboost(root: Path) -> Built:
+    import xgboost as xgb
+
+    frame, target = _credit()
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 4, "eta": 0.1, "nthread": 1, "seed": 0},
+        xgb.DMatrix(frame, label=target),
+        num_boost_round=TREES,
+    )
+    return _booster_version(
+        root,
+        "credit-xgb",
+        booster,
+        "model.ubj",
+        "xgboost",
+        lambda row: booster.predict(xgb.DMatrix(row)),
+    )
 
 
 def _lightgbm(root: Path) -> Built:
     import lightgbm as lgb
-    import shap
 
     frame, target = _credit()
-    booster = lgb.train(
-        {
-            "objective": "binary",
-            "num_leaves": 15,
-            "learning_rate": 0.1,
-            "num_threads": 1,
-            "seed": 0,
-            "verbose": -1,
-        },
-        lgb.Dataset(frame, label=target),
-        num_boost_round=TREES,
-    )
-    folder = root / "credit-lgbm" / "1"
-    folder.mkdir(parents=True)
-    booster.save_model(str(folder / "model.txt"))
-    background = frame.sample(BACKGROUND_ROWS, random_state=0).reset_index(drop=True)
-    manifest = _manifest(
+    params = {
+        "objective": "binary",
+        "num_leaves": 15,
+        "learning_rate": 0.1,
+        "num_threads": 1,
+        "seed": 0,
+        "verbose": -1,
+    }
+    booster = lgb.train(params, lgb.Dataset(frame, label=target), num_boost_round=TREES)
+    return _booster_version(
+        root,
         "credit-lgbm",
-        CREDIT_NUMERIC,
-        ["bad", "good"],
-        "good",
-        {"estimator": "model.txt", "format": "lightgbm"},
-        {"estimator": _sha256(folder / "model.txt")},
-        "Benchmarking a LightGBM booster (bench/frameworks.py).",
-    )
-    _write(folder, manifest, background)
-    explainer = shap.TreeExplainer(
         booster,
-        background.to_numpy(),
-        feature_perturbation="interventional",
-        model_output="probability",
+        "model.txt",
+        "lightgbm",
+        lambda row: booster.predict(row.to_numpy()),
     )
-    matrix = frame.to_numpy()
-
-    def bare(i: int) -> Any:
-        row = matrix[i % len(matrix)][None, :]
-        return booster.predict(row), explainer.shap_values(row)
-
-    return Built("credit-lgbm", _rows(frame.sample(frac=1.0, random_state=1)), bare)
 
 
 @cache
