@@ -9,7 +9,7 @@
 # [tool.uv] nor uv.toml is read) and without UV_OVERRIDE / UV_CONSTRAINT, and the project's own
 # editable install builds with the locked setuptools (--no-build-isolation). A lock is installed
 # with --no-deps: it is already the whole resolved set, so nothing is resolved again at install.
-# Whatever resolving needs (lock-overrides.txt, lock-build.txt) is applied by `make lock` alone.
+# What resolving needs besides pyproject.toml (lock-build.txt) is read by `make lock` alone.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null || echo python3)
 UV_VERSION := 0.13.8
@@ -20,8 +20,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
-LOCK_FLAGS := --no-config --generate-hashes --no-header --python-version 3.11 \
-	--override lock-overrides.txt
+LOCK_FLAGS := --no-config --generate-hashes --no-header --python-version 3.11
 INSTALL := env -u UV_OVERRIDE -u UV_CONSTRAINT -u UV_BUILD_CONSTRAINT $(UV) pip install \
 	--no-config --python $(PY)
 
