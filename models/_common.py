@@ -7,7 +7,9 @@ values the encoder was given.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -86,3 +88,16 @@ def stratified_split(raw: pd.DataFrame, y: pd.Series) -> tuple[pd.Index, pd.Inde
         raw.index, test_size=HOLDOUT_FRACTION, stratify=y, random_state=SEED
     )
     return pd.Index(train), pd.Index(holdout)
+
+
+def recipe(name: str) -> ModuleType:
+    """A model's recipe module (models/<name>/recipe.py), loaded from its file."""
+    path = MODELS_DIR / name / "recipe.py"
+    spec = importlib.util.spec_from_file_location(f"recipe_{name.replace('-', '_')}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no recipe at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if name != module.NAME:
+        raise SystemExit(f"{path}: NAME is {module.NAME!r}, folder is {name!r}")
+    return module

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import shutil
 import sys
 import tempfile
@@ -62,6 +61,9 @@ from _common import (
     stratified_split,
     typed,
 )
+from _common import (
+    recipe as load_recipe,
+)
 
 BACKGROUND_ROWS = 100
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -88,18 +90,6 @@ _ManifestDumper.add_representer(dict, _represent_dict)
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_recipe(name: str) -> ModuleType:
-    path = MODELS_DIR / name / "recipe.py"
-    spec = importlib.util.spec_from_file_location(f"recipe_{name.replace('-', '_')}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"no recipe at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if name != module.NAME:
-        raise SystemExit(f"{path}: NAME is {module.NAME!r}, folder is {name!r}")
-    return module
 
 
 def next_version(model_dir: Path) -> int:

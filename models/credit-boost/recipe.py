@@ -16,9 +16,9 @@ Train with:  python models/train.py credit-boost
 """
 
 import lightgbm
-import pandas as pd
-from _common import DATA_DIR, SEED, categorical, numeric
+from _common import SEED, recipe
 
+CREDIT_RISK = recipe("credit-risk")
 NAME = "credit-boost"
 DATA_FILES = ["german_credit.csv"]
 CLASSES = ["bad", "good"]
@@ -26,56 +26,8 @@ FAVORABLE = "good"
 FORMAT = "lightgbm"
 """The estimator is a framework model saved in its own format, not a skops Pipeline."""
 
-FEATURES = [
-    categorical(
-        "status_of_existing_checking_account",
-        "Balance of the applicant's current account at this bank",
-        actionable=True,
-    ),
-    numeric("duration_in_month", "How long the loan runs", unit="months", actionable=True),
-    categorical("credit_history", "How the applicant has repaid loans in the past"),
-    categorical("purpose", "What the loan is for"),
-    numeric("credit_amount", "How much money is borrowed", unit="DM", actionable=True),
-    categorical(
-        "savings_account_and_bonds", "Savings and bonds the applicant holds", actionable=True
-    ),
-    categorical("present_employment_since", "How long the applicant has been in their job"),
-    numeric(
-        "installment_rate_in_percentage_of_disposable_income",
-        "Loan repayments as a share of disposable income, on the data set's 1-4 scale",
-        actionable=True,
-    ),
-    categorical("personal_status_and_sex", "Sex and marital status", protected=True),
-    categorical(
-        "other_debtors_or_guarantors",
-        "Whether someone else guarantees or shares the loan",
-        actionable=True,
-    ),
-    numeric(
-        "present_residence_since",
-        "How long the applicant has lived at their current home, on a 1-4 scale",
-    ),
-    categorical("property", "The most valuable property the applicant owns"),
-    numeric("age_in_years", "Age", unit="years", protected=True),
-    categorical(
-        "other_installment_plans", "Other instalment loans the applicant is paying", actionable=True
-    ),
-    categorical("housing", "Whether the applicant rents, owns or lives for free"),
-    numeric(
-        "number_of_existing_credits_at_this_bank",
-        "Loans already held at this bank",
-        unit="loans",
-        actionable=True,
-    ),
-    categorical("job", "Kind of job"),
-    numeric(
-        "number_of_people_being_liable_to_provide_maintenance_for",
-        "How many people the applicant supports financially",
-        unit="people",
-    ),
-    categorical("telephone", "Whether a telephone is registered in the applicant's name"),
-    categorical("foreign_worker", "Whether the applicant is a foreign worker", protected=True),
-]
+FEATURES = CREDIT_RISK.FEATURES
+"""credit-risk's features, flags and descriptions: the same applicants, another model."""
 
 CARD = {
     "owner": "Rationale demo",
@@ -94,9 +46,7 @@ CARD = {
 }
 
 
-def load() -> tuple[pd.DataFrame, pd.Series]:
-    raw = pd.read_csv(DATA_DIR / "german_credit.csv")
-    return raw, raw["creditability"].astype(str)
+load = CREDIT_RISK.load
 
 
 def build_estimator() -> lightgbm.LGBMClassifier:
